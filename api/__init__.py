@@ -1,0 +1,1 @@
+"""Entitle: premium-support contracts, entitlements and SLAs run from program files."""

@@ -1,0 +1,51 @@
+"""Settings, read once from the environment."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = ["PROJECT_ROOT", "Settings", "get_settings"]
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _default_database_url() -> str:
+    return f"sqlite:///{PROJECT_ROOT / 'var' / 'entitle.db'}"
+
+
+def _flag(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = field(default_factory=_default_database_url)
+    environment: str = "development"
+    programs_dir: Path = PROJECT_ROOT / "programs"
+    graphql_max_depth: int = 12
+    graphql_max_aliases: int = 30
+    sql_echo: bool = False
+
+    @property
+    def production(self) -> bool:
+        return self.environment == "production"
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        return cls(
+            database_url=os.environ.get("DATABASE_URL") or _default_database_url(),
+            environment=os.environ.get("ENTITLE_ENV", "development"),
+            programs_dir=Path(os.environ.get("ENTITLE_PROGRAMS_DIR", PROJECT_ROOT / "programs")),
+            graphql_max_depth=int(os.environ.get("ENTITLE_GRAPHQL_MAX_DEPTH", "12")),
+            graphql_max_aliases=int(os.environ.get("ENTITLE_GRAPHQL_MAX_ALIASES", "30")),
+            sql_echo=_flag("ENTITLE_SQL_ECHO", False),
+        )
+
+
+def get_settings() -> Settings:
+    return Settings.from_env()

@@ -1,0 +1,1 @@
+"""Domain rules as pure functions: no I/O, no framework."""

@@ -1,0 +1,61 @@
+"""Per-request GraphQL context: the application context, the acting identity and fresh dataloaders."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import date
+
+from strawberry.dataloader import DataLoader
+
+from api.models import Customer
+from api.services import contracts, parties, programs
+from api.services.context import Actor, AppContext
+from api.services.contracts import EntitlementPeriod
+from api.services.programs import PlanView
+
+__all__ = ["Loaders", "RequestContext", "parse_id"]
+
+
+def parse_id(value: str) -> uuid.UUID | None:
+    """An ID the API gave out, or None for anything else (answered as 'does not exist')."""
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        return None
+
+
+@dataclass
+class Loaders:
+    """Batching loaders, built per request; each batch runs in its own read transaction, so sibling
+    fields resolving concurrently never share a session."""
+
+    app: AppContext
+    actor: Actor
+    customer: DataLoader[uuid.UUID, Customer | None] = field(init=False)
+    plan: DataLoader[uuid.UUID, PlanView | None] = field(init=False)
+    entitlements: DataLoader[tuple[uuid.UUID, date | None], list[EntitlementPeriod]] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.customer = DataLoader(self._customers)
+        self.plan = DataLoader(self._plans)
+        self.entitlements = DataLoader(self._entitlements)
+
+    async def _customers(self, ids: list[uuid.UUID]) -> list[Customer | None]:
+        found = await parties.get_customers_by_ids(self.app, self.actor, ids)
+        return [found.get(i) for i in ids]
+
+    async def _plans(self, ids: list[uuid.UUID]) -> list[PlanView | None]:
+        found = await programs.get_plans_by_ids(self.app, self.actor, ids)
+        return [found.get(i) for i in ids]
+
+    async def _entitlements(self, keys: list[tuple[uuid.UUID, date | None]]) -> list[list[EntitlementPeriod]]:
+        found = await contracts.entitlements_for_contracts(self.app, self.actor, keys)
+        return [found[key] for key in keys]
+
+
+@dataclass
+class RequestContext:
+    app: AppContext
+    actor: Actor
+    loaders: Loaders

@@ -1,0 +1,84 @@
+"""Typed mutation errors: every refusal of the service layer becomes one of these, never a stack trace."""
+
+from __future__ import annotations
+
+import strawberry
+
+from api.services import errors as service_errors
+
+__all__ = [
+    "ConflictError",
+    "ContractInactiveError",
+    "ErrorCodeEnum",
+    "InsufficientBalanceError",
+    "NotFoundError",
+    "PeriodEndedError",
+    "PermissionDeniedError",
+    "UserError",
+    "ValidationError",
+    "user_error",
+]
+
+ErrorCodeEnum = strawberry.enum(service_errors.ErrorCode, name="ErrorCode")
+
+
+@strawberry.interface(description="A refusal: what was wrong, which input it concerns, and a stable code.")
+class UserError:
+    code: ErrorCodeEnum
+    message: str
+    field: str | None = strawberry.field(description="The input field at fault, in the API's names.")
+
+
+@strawberry.type(description="An input was malformed or breaks a rule of the program.")
+class ValidationError(UserError):
+    pass
+
+
+@strawberry.type(description="The object does not exist, or is outside what the caller may see.")
+class NotFoundError(UserError):
+    pass
+
+
+@strawberry.type(description="The change clashes with existing data (duplicate, already reversed, key reused).")
+class ConflictError(UserError):
+    pass
+
+
+@strawberry.type(description="The caller may not take this action.")
+class PermissionDeniedError(UserError):
+    pass
+
+
+@strawberry.type(description="The period has too little left; nothing was consumed.")
+class InsufficientBalanceError(UserError):
+    requested: int
+    remaining: int
+
+
+@strawberry.type(description="The period the request belongs to has ended; its unused units expired.")
+class PeriodEndedError(UserError):
+    pass
+
+
+@strawberry.type(description="The contract is not in force on the date given.")
+class ContractInactiveError(UserError):
+    pass
+
+
+_BY_CLASS: list[tuple[type[service_errors.DomainError], type[UserError]]] = [
+    (service_errors.InsufficientBalance, InsufficientBalanceError),
+    (service_errors.PeriodEnded, PeriodEndedError),
+    (service_errors.ContractInactive, ContractInactiveError),
+    (service_errors.NotFound, NotFoundError),
+    (service_errors.Conflict, ConflictError),
+    (service_errors.PermissionDenied, PermissionDeniedError),
+    (service_errors.DomainError, ValidationError),
+]
+
+
+def user_error(exc: service_errors.DomainError) -> UserError:
+    for error_class, graphql_type in _BY_CLASS:
+        if isinstance(exc, error_class):
+            extra = {"requested": exc.requested, "remaining": exc.remaining} if graphql_type is InsufficientBalanceError else {}
+            return graphql_type(code=exc.code, message=exc.message, field=exc.field, **extra)  # type: ignore[call-arg]
+    raise TypeError(exc)  # pragma: no cover - DomainError is the last row

@@ -1,0 +1,355 @@
+"""GraphQL object types. Related objects resolve through the request's dataloaders."""
+
+from __future__ import annotations
+
+import enum
+from datetime import date, datetime
+from decimal import Decimal
+
+import strawberry
+from strawberry.types import Info
+
+from api.graphql.context import RequestContext, parse_id
+from api.models import Contract, Customer, LedgerEntry, Partner, ProgramRecord
+from api.models.ledger import LedgerKind
+from api.programs.schema import Bucket
+from api.services import contracts, ledger
+from api.services.contracts import EntitlementPeriod
+from api.services.programs import PlanView, program_model
+
+__all__ = [
+    "BucketType",
+    "ContractType",
+    "CustomerType",
+    "EntitlementPeriodType",
+    "LedgerEntryConnection",
+    "LedgerEntryType",
+    "PartnerType",
+    "PlanType",
+    "ProgramType",
+]
+
+LedgerKindEnum = strawberry.enum(LedgerKind, name="LedgerKind")
+
+
+@strawberry.enum(description="What a bucket counts.")
+class EntitlementUnit(enum.Enum):
+    ACTIVITIES = "activities"
+    HOURS = "hours"
+
+
+@strawberry.enum(description="The unit of every quantity of a bucket in this API: activities, or minutes for hours.")
+class LedgerUnit(enum.Enum):
+    ACTIVITIES = "activities"
+    MINUTES = "minutes"
+
+
+@strawberry.enum
+class PeriodLength(enum.Enum):
+    QUARTER = "quarter"
+    YEAR = "year"
+
+
+@strawberry.enum(description="Where periods are counted from.")
+class PeriodAnchor(enum.Enum):
+    CONTRACT = "contract"
+    CALENDAR = "calendar"
+
+
+@strawberry.type(name="Bucket", description="An entitlement bucket of a plan.")
+class BucketType:
+    code: str
+    name: str
+    description: str
+    unit: EntitlementUnit
+    ledger_unit: LedgerUnit
+    allowance: int | None = strawberry.field(
+        description="Per period, in ledger units; null when each contract sets its own."
+    )
+    period: PeriodLength
+    anchor: PeriodAnchor
+    rollover: str
+    increment: int = strawberry.field(description="The smallest amount consumed, in ledger units.")
+    fair_use: bool
+    best_effort: bool
+
+    @classmethod
+    def build(cls, code: str, bucket: Bucket) -> BucketType:
+        return cls(
+            code=code,
+            name=bucket.name,
+            description=bucket.description,
+            unit=EntitlementUnit(bucket.unit),
+            ledger_unit=LedgerUnit(bucket.ledger_unit),
+            allowance=None if bucket.allowance == "contract" else int(bucket.to_ledger_units(bucket.allowance)),
+            period=PeriodLength(bucket.period),
+            anchor=PeriodAnchor(bucket.anchor),
+            rollover=bucket.rollover,
+            increment=bucket.increment,
+            fair_use=bucket.fair_use,
+            best_effort=bucket.best_effort,
+        )
+
+
+@strawberry.type(name="Plan", description="A tier or package of a program.")
+class PlanType:
+    id: strawberry.ID
+    code: str
+    name: str
+    description: str
+    program_code: str
+    sla: bool
+    buckets: list[BucketType]
+
+    @classmethod
+    def build(cls, view: PlanView) -> PlanType:
+        rules = view.rules
+        return cls(
+            id=strawberry.ID(str(view.record.id)),
+            code=view.record.code,
+            name=rules.name,
+            description=rules.description,
+            program_code=view.program.code,
+            sla=rules.sla,
+            buckets=[BucketType.build(code, bucket) for code, bucket in rules.buckets.items()],
+        )
+
+
+@strawberry.type(name="Program", description="A provider's support program, loaded from a program file.")
+class ProgramType:
+    code: str
+    name: str
+    provider: str
+    version: str
+    description: str
+    timezone: str
+    currency: str
+    source_file: str
+    loaded_at: datetime
+    plans: list[PlanType]
+
+    @classmethod
+    def build(cls, record: ProgramRecord, plans: list[PlanView]) -> ProgramType:
+        program = program_model(record)
+        return cls(
+            code=record.code,
+            name=record.name,
+            provider=record.provider,
+            version=record.version,
+            description=program.description,
+            timezone=program.timezone,
+            currency=program.currency,
+            source_file=record.source_file,
+            loaded_at=record.loaded_at,
+            plans=[PlanType.build(view) for view in plans],
+        )
+
+
+@strawberry.type(name="Customer")
+class CustomerType:
+    id: strawberry.ID
+    code: str
+    name: str
+    email: str | None
+    country: str | None
+
+    @classmethod
+    def build(cls, customer: Customer) -> CustomerType:
+        return cls(
+            id=strawberry.ID(str(customer.id)),
+            code=customer.code,
+            name=customer.name,
+            email=customer.email,
+            country=customer.country,
+        )
+
+
+@strawberry.type(name="Partner")
+class PartnerType:
+    id: strawberry.ID
+    code: str
+    name: str
+    email: str | None
+    certified_until_date: date | None
+
+    @classmethod
+    def build(cls, partner: Partner) -> PartnerType:
+        return cls(
+            id=strawberry.ID(str(partner.id)),
+            code=partner.code,
+            name=partner.name,
+            email=partner.email,
+            certified_until_date=partner.certified_until_date,
+        )
+
+
+@strawberry.type(
+    name="EntitlementPeriod",
+    description="One bucket over one period. Quantities are in the bucket's ledger unit.",
+)
+class EntitlementPeriodType:
+    bucket: str
+    bucket_name: str
+    unit: EntitlementUnit
+    ledger_unit: LedgerUnit
+    period_start: date
+    period_end: date = strawberry.field(description="The last day of the period (inclusive).")
+    allowance: int
+    consumed: int
+    remaining: int
+    ended: bool
+    expired: int = strawberry.field(description="Units left unused when the period ended; never carried over.")
+    expires_in_days: int = strawberry.field(
+        description="Days from today to the period's last day: 0 on the last day, negative once ended."
+    )
+
+    @classmethod
+    def build(cls, period: EntitlementPeriod) -> EntitlementPeriodType:
+        return cls(
+            bucket=period.bucket_code,
+            bucket_name=period.bucket.name,
+            unit=EntitlementUnit(period.bucket.unit),
+            ledger_unit=LedgerUnit(period.bucket.ledger_unit),
+            period_start=period.period.start,
+            period_end=period.period.end,
+            allowance=period.allowance,
+            consumed=period.consumed,
+            remaining=period.remaining,
+            ended=period.ended,
+            expired=period.expired,
+            expires_in_days=period.expires_in_days,
+        )
+
+
+@strawberry.type(name="LedgerEntry", description="One movement of a bucket; never edited, corrected by reversal.")
+class LedgerEntryType:
+    id: strawberry.ID
+    contract_id: strawberry.ID
+    bucket: str
+    period_start: date
+    period_end: date
+    quantity: int = strawberry.field(description="Signed, in ledger units: positive consumes, negative restores.")
+    kind: LedgerKindEnum
+    reason: str
+    actor_kind: str
+    actor_ref: str
+    on_behalf_of_customer_id: strawberry.ID | None
+    idempotency_key: str | None
+    reverses_entry_id: strawberry.ID | None
+    created_at: datetime
+
+    @classmethod
+    def build(cls, entry: LedgerEntry) -> LedgerEntryType:
+        def opt(value: object) -> strawberry.ID | None:
+            return None if value is None else strawberry.ID(str(value))
+
+        return cls(
+            id=strawberry.ID(str(entry.id)),
+            contract_id=strawberry.ID(str(entry.contract_id)),
+            bucket=entry.bucket_code,
+            period_start=entry.period_start,
+            period_end=entry.period_end,
+            quantity=entry.quantity,
+            kind=entry.kind,
+            reason=entry.reason,
+            actor_kind=entry.actor_kind,
+            actor_ref=entry.actor_ref,
+            on_behalf_of_customer_id=opt(entry.on_behalf_of_customer_id),
+            idempotency_key=entry.idempotency_key,
+            reverses_entry_id=opt(entry.reverses_entry_id),
+            created_at=entry.created_at,
+        )
+
+
+@strawberry.type
+class PageInfo:
+    has_next_page: bool
+    end_cursor: str | None
+
+
+@strawberry.type
+class LedgerEntryEdge:
+    cursor: str
+    node: LedgerEntryType
+
+
+@strawberry.type
+class LedgerEntryConnection:
+    edges: list[LedgerEntryEdge]
+    page_info: PageInfo
+
+
+@strawberry.type
+class CustomAllowance:
+    bucket: str
+    allowance: int
+
+
+@strawberry.type(name="Contract", description="One customer on one plan from an effective date to an end date.")
+class ContractType:
+    id: strawberry.ID
+    reference: str
+    effective_date: date
+    end_date: date = strawberry.field(description="The last day of the term (inclusive).")
+    monthly_fee: Decimal
+    currency: str
+    client_manager_email: str | None
+    custom_allowances: list[CustomAllowance]
+    _customer_id: strawberry.Private[object]
+    _plan_id: strawberry.Private[object]
+
+    @classmethod
+    def build(cls, contract: Contract) -> ContractType:
+        return cls(
+            id=strawberry.ID(str(contract.id)),
+            reference=contract.reference,
+            effective_date=contract.effective_date,
+            end_date=contract.end_date,
+            monthly_fee=contract.monthly_fee,
+            currency=contract.currency,
+            client_manager_email=contract.client_manager_email,
+            custom_allowances=[CustomAllowance(bucket=b, allowance=a) for b, a in contract.custom_allowances.items()],
+            _customer_id=contract.customer_id,
+            _plan_id=contract.plan_id,
+        )
+
+    @strawberry.field
+    async def customer(self, info: Info[RequestContext, None]) -> CustomerType | None:
+        customer = await info.context.loaders.customer.load(self._customer_id)
+        return None if customer is None else CustomerType.build(customer)
+
+    @strawberry.field
+    async def plan(self, info: Info[RequestContext, None]) -> PlanType:
+        view = await info.context.loaders.plan.load(self._plan_id)
+        return PlanType.build(view)
+
+    @strawberry.field(description="Whether the contract is in force on the day (today when omitted).")
+    async def is_active(self, info: Info[RequestContext, None], on: date | None = None) -> bool:
+        if on is None:
+            view = await info.context.loaders.plan.load(self._plan_id)
+            on = info.context.app.today(view.program.timezone)
+        return self.effective_date <= on <= self.end_date
+
+    @strawberry.field(description="Each bucket's period containing the day (today when omitted), with its balance.")
+    async def entitlements(
+        self, info: Info[RequestContext, None], on: date | None = None
+    ) -> list[EntitlementPeriodType]:
+        periods = await info.context.loaders.entitlements.load((parse_id(self.id), on))
+        return [EntitlementPeriodType.build(p) for p in periods]
+
+    @strawberry.field(description="Every period of the term for one bucket: consumed, remaining and expired.")
+    async def periods(self, info: Info[RequestContext, None], bucket: str) -> list[EntitlementPeriodType]:
+        ctx = info.context
+        periods = await contracts.bucket_periods(ctx.app, ctx.actor, parse_id(self.id), bucket)
+        return [EntitlementPeriodType.build(p) for p in periods]
+
+    @strawberry.field(description="The contract's ledger, newest first.")
+    async def ledger(
+        self, info: Info[RequestContext, None], first: int = 50, after: str | None = None
+    ) -> LedgerEntryConnection:
+        ctx = info.context
+        page = await ledger.ledger_page(ctx.app, ctx.actor, parse_id(self.id), first=first, after=after)
+        return LedgerEntryConnection(
+            edges=[LedgerEntryEdge(cursor=ledger.encode_cursor(e), node=LedgerEntryType.build(e)) for e in page.entries],
+            page_info=PageInfo(has_next_page=page.has_next_page, end_cursor=page.end_cursor),
+        )

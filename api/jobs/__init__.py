@@ -1,0 +1,1 @@
+"""Worker jobs: periodic work run by `entitle worker`."""

@@ -1,0 +1,55 @@
+"""The worker loop: runs each registered job on its interval until stopped."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from api.jobs.reconcile import reconcile_ledger
+from api.services.context import AppContext
+
+__all__ = ["JOBS", "Job", "run_worker"]
+
+log = logging.getLogger("entitle.worker")
+
+
+async def _reconcile(ctx: AppContext) -> None:
+    mismatches = await reconcile_ledger(ctx)
+    for m in mismatches:
+        log.error(
+            "balance of contract %s bucket %s period %s is %s but its ledger sums to %s",
+            m.contract_id, m.bucket_code, m.period_start, m.balance, m.ledger,
+        )
+    log.info("ledger reconciliation: %d mismatch(es)", len(mismatches))
+
+
+@dataclass(frozen=True)
+class Job:
+    name: str
+    every_seconds: int
+    run: Callable[[AppContext], Awaitable[None]]
+
+
+JOBS = [Job("reconcile-ledger", 3600, _reconcile)]
+
+
+async def run_worker(ctx: AppContext, *, once: bool = False, stop: asyncio.Event | None = None) -> None:
+    stop = stop or asyncio.Event()
+    due = {job.name: 0.0 for job in JOBS}
+    loop = asyncio.get_running_loop()
+    while not stop.is_set():
+        for job in JOBS:
+            if loop.time() >= due[job.name]:
+                try:
+                    await job.run(ctx)
+                except Exception:  # one failing job must not stop the others
+                    log.exception("job %s failed", job.name)
+                due[job.name] = loop.time() + job.every_seconds
+        if once:
+            return
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=min(due.values()) - loop.time())
+        except TimeoutError:
+            pass

@@ -1,0 +1,20 @@
+"""SQLAlchemy tables, one module per aggregate; importing this registers them all on Base.metadata."""
+
+from api.models.base import Base
+from api.models.contracts import Contract
+from api.models.ledger import EntitlementBalance, LedgerEntry, LedgerKind
+from api.models.parties import Customer, Partner, PartnerCustomer
+from api.models.programs import PlanRecord, ProgramRecord
+
+__all__ = [
+    "Base",
+    "Contract",
+    "Customer",
+    "EntitlementBalance",
+    "LedgerEntry",
+    "LedgerKind",
+    "Partner",
+    "PartnerCustomer",
+    "PlanRecord",
+    "ProgramRecord",
+]

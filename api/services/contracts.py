@@ -1,0 +1,327 @@
+"""Contracts and the entitlement periods they give: creating, reading, and balances per period."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+
+from sqlalchemy import and_, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.domain.periods import Period, period_containing, periods_of_term
+from api.models import Contract, Customer, EntitlementBalance, PlanRecord, ProgramRecord
+from api.programs.schema import Bucket
+from api.services import policy
+from api.services.context import Actor, AppContext
+from api.services.errors import Conflict, NotFound, ValidationFailed
+from api.services.programs import PlanView, plan_view
+
+__all__ = [
+    "ContractView",
+    "EntitlementPeriod",
+    "NewContract",
+    "bucket_periods",
+    "create_contract",
+    "entitlements",
+    "entitlements_for_contracts",
+    "get_contract",
+    "get_contracts_by_ids",
+    "list_contracts",
+    "load_contract_view",
+]
+
+_REFERENCE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,63}$")
+
+
+@dataclass(frozen=True)
+class NewContract:
+    reference: str
+    customer_id: uuid.UUID
+    program_code: str
+    plan_code: str
+    effective_date: date
+    end_date: date
+    monthly_fee: Decimal
+    currency: str
+    custom_allowances: dict[str, int] = field(default_factory=dict)
+    client_manager_email: str | None = None
+
+
+@dataclass(frozen=True)
+class ContractView:
+    contract: Contract
+    plan: PlanView
+
+    def allowance(self, bucket_code: str) -> int:
+        """The allowance per period of a bucket, in ledger units."""
+        bucket = self.plan.rules.buckets[bucket_code]
+        if bucket.allowance == "contract":
+            return int(self.contract.custom_allowances[bucket_code])
+        return int(bucket.to_ledger_units(bucket.allowance))
+
+    def period(self, bucket: Bucket, day: date) -> Period | None:
+        return period_containing(
+            day,
+            effective_date=self.contract.effective_date,
+            end_date=self.contract.end_date,
+            length=bucket.period,
+            anchor=bucket.anchor,
+        )
+
+    def today(self, ctx: AppContext) -> date:
+        return ctx.today(self.plan.program.timezone)
+
+
+@dataclass(frozen=True)
+class EntitlementPeriod:
+    """One bucket over one period: quantities in ledger units (activities, or minutes for hours)."""
+
+    contract_id: uuid.UUID
+    bucket_code: str
+    bucket: Bucket
+    period: Period
+    allowance: int
+    consumed: int
+    today: date
+
+    @property
+    def remaining(self) -> int:
+        return self.allowance - self.consumed
+
+    @property
+    def ended(self) -> bool:
+        return self.today > self.period.end
+
+    @property
+    def expired(self) -> int:
+        """Units left unused when the period ended: they are gone, never carried over."""
+        return self.remaining if self.ended else 0
+
+    @property
+    def expires_in_days(self) -> int:
+        return (self.period.end - self.today).days
+
+
+async def create_contract(ctx: AppContext, actor: Actor, new: NewContract) -> Contract:
+    policy.require(actor, "contract.create")
+    if not _REFERENCE.match(new.reference):
+        raise ValidationFailed(
+            f"reference {new.reference!r} must be 1-64 letters, digits, '.', '_', '/' or '-'", field="reference"
+        )
+    if new.end_date < new.effective_date:
+        raise ValidationFailed(
+            f"end date {new.end_date} is before the effective date {new.effective_date}", field="endDate"
+        )
+    if new.monthly_fee < 0 or new.monthly_fee != new.monthly_fee.quantize(Decimal("0.01")):
+        raise ValidationFailed(
+            f"monthly fee {new.monthly_fee} must be zero or more, with at most 2 decimals", field="monthlyFee"
+        )
+    if not re.fullmatch(r"[A-Z]{3}", new.currency):
+        raise ValidationFailed(f"currency {new.currency!r} must be an ISO 4217 code such as EUR", field="currency")
+
+    async with ctx.db.write() as session:
+        if await session.get(Customer, new.customer_id) is None:
+            raise NotFound("customer", new.customer_id, field="customerId")
+        row = (
+            await session.execute(
+                select(PlanRecord, ProgramRecord)
+                .join(ProgramRecord, ProgramRecord.id == PlanRecord.program_id)
+                .where(ProgramRecord.code == new.program_code, PlanRecord.code == new.plan_code)
+            )
+        ).first()
+        if row is None:
+            raise NotFound("plan", f"{new.program_code}/{new.plan_code}", field="planCode")
+        plan = plan_view(*row)
+        _check_custom_allowances(plan, new.custom_allowances)
+        if await session.scalar(select(Contract.id).where(Contract.reference == new.reference)):
+            raise Conflict(f"a contract with reference {new.reference!r} already exists", field="reference")
+        contract = Contract(
+            reference=new.reference,
+            customer_id=new.customer_id,
+            plan_id=plan.record.id,
+            effective_date=new.effective_date,
+            end_date=new.end_date,
+            monthly_fee=new.monthly_fee,
+            currency=new.currency,
+            custom_allowances=dict(new.custom_allowances),
+            client_manager_email=new.client_manager_email,
+            created_at=ctx.now(),
+        )
+        session.add(contract)
+        await session.flush()
+        return contract
+
+
+def _check_custom_allowances(plan: PlanView, given: dict[str, int]) -> None:
+    buckets = plan.rules.buckets
+    for code, amount in given.items():
+        bucket = buckets.get(code)
+        if bucket is None:
+            raise ValidationFailed(
+                f"plan {plan.record.code!r} has no bucket {code!r} (it has: {', '.join(buckets) or 'none'})",
+                field="customAllowances",
+            )
+        if bucket.allowance != "contract":
+            raise ValidationFailed(
+                f"bucket {code!r} has a fixed allowance in plan {plan.record.code!r}; it cannot be set per contract",
+                field="customAllowances",
+            )
+        if amount <= 0 or amount % bucket.increment:
+            raise ValidationFailed(
+                f"allowance for {code!r} must be a positive multiple of {bucket.increment} {bucket.ledger_unit}",
+                field="customAllowances",
+            )
+    missing = [code for code, bucket in buckets.items() if bucket.allowance == "contract" and code not in given]
+    if missing:
+        raise ValidationFailed(
+            f"plan {plan.record.code!r} leaves the allowance of {', '.join(missing)} to the contract: set it",
+            field="customAllowances",
+        )
+
+
+def _contract_views_query(actor: Actor):  # type: ignore[no-untyped-def]
+    return (
+        policy.visible_contracts(actor)
+        .add_columns(PlanRecord, ProgramRecord)
+        .join(PlanRecord, PlanRecord.id == Contract.plan_id)
+        .join(ProgramRecord, ProgramRecord.id == PlanRecord.program_id)
+    )
+
+
+async def load_contract_view(session: AsyncSession, actor: Actor, contract_id: uuid.UUID) -> ContractView:
+    row = (await session.execute(_contract_views_query(actor).where(Contract.id == contract_id))).first()
+    if row is None:
+        raise NotFound("contract", contract_id, field="contractId")
+    contract, plan, program = row
+    return ContractView(contract, plan_view(plan, program))
+
+
+async def list_contracts(ctx: AppContext, actor: Actor, *, customer_id: uuid.UUID | None = None) -> list[Contract]:
+    policy.require(actor, "contract.read")
+    query = policy.visible_contracts(actor).order_by(Contract.reference)
+    if customer_id is not None:
+        query = query.where(Contract.customer_id == customer_id)
+    async with ctx.db.read() as session:
+        return list(await session.scalars(query))
+
+
+async def get_contract(ctx: AppContext, actor: Actor, contract_id: uuid.UUID) -> Contract:
+    found = await get_contracts_by_ids(ctx, actor, [contract_id])
+    if contract_id not in found:
+        raise NotFound("contract", contract_id, field="id")
+    return found[contract_id]
+
+
+async def get_contracts_by_ids(
+    ctx: AppContext, actor: Actor, ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, Contract]:
+    policy.require(actor, "contract.read")
+    async with ctx.db.read() as session:
+        rows = await session.scalars(policy.visible_contracts(actor).where(Contract.id.in_(set(ids))))
+        return {row.id: row for row in rows}
+
+
+async def entitlements_for_contracts(
+    ctx: AppContext, actor: Actor, requests: Sequence[tuple[uuid.UUID, date | None]]
+) -> dict[tuple[uuid.UUID, date | None], list[EntitlementPeriod]]:
+    """Each contract's periods containing the given day (today when None), in two queries for any number."""
+    policy.require(actor, "contract.read")
+    async with ctx.db.read() as session:
+        ids = {contract_id for contract_id, _ in requests}
+        views = {
+            contract.id: ContractView(contract, plan_view(plan, program))
+            for contract, plan, program in await session.execute(_contract_views_query(actor).where(Contract.id.in_(ids)))
+        }
+        wanted: list[tuple[tuple[uuid.UUID, date | None], ContractView, str, Bucket, Period, date]] = []
+        for key in requests:
+            view = views.get(key[0])
+            if view is None:
+                continue
+            today = view.today(ctx)
+            for code, bucket in view.plan.rules.buckets.items():
+                period = view.period(bucket, key[1] or today)
+                if period is not None:
+                    wanted.append((key, view, code, bucket, period, today))
+        consumed = await _consumed(session, [(v.contract.id, code, p.start) for _, v, code, _, p, _ in wanted])
+
+    result: dict[tuple[uuid.UUID, date | None], list[EntitlementPeriod]] = {key: [] for key in requests}
+    for key, view, code, bucket, period, today in wanted:
+        result[key].append(
+            EntitlementPeriod(
+                view.contract.id,
+                code,
+                bucket,
+                period,
+                view.allowance(code),
+                consumed.get((view.contract.id, code, period.start), 0),
+                today,
+            )
+        )
+    return result
+
+
+async def _consumed(
+    session: AsyncSession, keys: Sequence[tuple[uuid.UUID, str, date]]
+) -> dict[tuple[uuid.UUID, str, date], int]:
+    if not keys:
+        return {}
+    rows = await session.execute(
+        select(
+            EntitlementBalance.contract_id,
+            EntitlementBalance.bucket_code,
+            EntitlementBalance.period_start,
+            EntitlementBalance.consumed,
+        ).where(
+            or_(
+                *(
+                    and_(
+                        EntitlementBalance.contract_id == contract_id,
+                        EntitlementBalance.bucket_code == bucket_code,
+                        EntitlementBalance.period_start == start,
+                    )
+                    for contract_id, bucket_code, start in set(keys)
+                )
+            )
+        )
+    )
+    return {(c, b, s): consumed for c, b, s, consumed in rows}
+
+
+async def entitlements(
+    ctx: AppContext, actor: Actor, contract_id: uuid.UUID, on: date | None = None
+) -> list[EntitlementPeriod]:
+    found = await entitlements_for_contracts(ctx, actor, [(contract_id, on)])
+    return found[(contract_id, on)]
+
+
+async def bucket_periods(ctx: AppContext, actor: Actor, contract_id: uuid.UUID, bucket_code: str) -> list[EntitlementPeriod]:
+    """Every period of the contract term for one bucket, with what was consumed and what expired."""
+    policy.require(actor, "contract.read")
+    async with ctx.db.read() as session:
+        view = await load_contract_view(session, actor, contract_id)
+        bucket = view.plan.bucket(bucket_code)
+        if bucket is None:
+            raise ValidationFailed(
+                f"plan {view.plan.record.code!r} has no bucket {bucket_code!r}", field="bucket"
+            )
+        rows = await session.execute(
+            select(EntitlementBalance.period_start, EntitlementBalance.consumed).where(
+                EntitlementBalance.contract_id == contract_id, EntitlementBalance.bucket_code == bucket_code
+            )
+        )
+        consumed = dict(rows.all())
+    today = view.today(ctx)
+    allowance = view.allowance(bucket_code)
+    return [
+        EntitlementPeriod(contract_id, bucket_code, bucket, period, allowance, consumed.get(period.start, 0), today)
+        for period in periods_of_term(
+            effective_date=view.contract.effective_date,
+            end_date=view.contract.end_date,
+            length=bucket.period,
+            anchor=bucket.anchor,
+        )
+    ]

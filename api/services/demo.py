@@ -1,0 +1,160 @@
+"""Demo data: the shipped programs, customers, partners and a contract on every shipped plan.
+
+Idempotent: every object has a stable code or reference and every consumption an idempotency key,
+so running it again changes nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+
+from sqlalchemy import select
+
+from api.domain.periods import add_months
+from api.models import Contract, Customer, Partner
+from api.programs.loader import read_program_file
+from api.services import contracts, ledger, parties, programs
+from api.services.context import Actor, AppContext
+
+__all__ = ["DemoReport", "load_demo"]
+
+ACTOR = Actor.system("demo")
+
+CUSTOMERS = [
+    ("acme-retail", "Acme Retail", "it@acme-retail.example", "DE"),
+    ("globex", "Globex Manufacturing", "support@globex.example", "ES"),
+    ("initech", "Initech", "ops@initech.example", "FR"),
+    ("umbrella-health", "Umbrella Health", "helpdesk@umbrella-health.example", "DK"),
+    ("hooli-media", "Hooli Media", "platform@hooli-media.example", "GB"),
+    ("stark-logistics", "Stark Logistics", "it@stark-logistics.example", "DK"),
+]
+PARTNERS = [
+    # (code, name, email, certified for how many months from today; None: never certified)
+    ("northwind-solutions", "Northwind Solutions", "support@northwind.example", 12),
+    ("bluefin-digital", "Bluefin Digital", "hello@bluefin.example", None),
+]
+LINKS = [
+    # (partner, customer, managed, production access)
+    ("northwind-solutions", "globex", True, True),
+    ("northwind-solutions", "acme-retail", False, False),
+    ("bluefin-digital", "initech", True, False),
+]
+# Which customer holds the demo contract of each plan, and the per-contract allowances of Custom plans.
+CUSTOMER_OF_PROGRAM = {
+    "advisory-assure": "acme-retail",
+    "partner-support": "globex",
+    "premium-availability": "hooli-media",
+    "support-by-plan": "initech",
+    "tiered-support": "umbrella-health",
+}
+CUSTOM_ALLOWANCES = {
+    ("advisory-assure", "custom"): {"activities": 15},
+    ("partner-support", "enterprise"): {"support-hours": 40 * 60},
+    ("partner-support", "premium"): {"support-hours": 20 * 60},
+}
+FEES = {"EUR": Decimal("2500.00"), "DKK": Decimal("18500.00")}
+
+
+@dataclass
+class DemoReport:
+    programs: list[str] = field(default_factory=list)
+    customers_created: int = 0
+    partners_created: int = 0
+    contracts_created: int = 0
+    consumptions: int = 0
+    contract_references: list[str] = field(default_factory=list)
+
+
+async def load_demo(ctx: AppContext, programs_dir: Path) -> DemoReport:
+    report = DemoReport()
+    parsed = [read_program_file(path) for path in sorted(programs_dir.glob("*.toml"))]
+    for outcome in await programs.load_programs(ctx, ACTOR, parsed):
+        report.programs.append(f"{outcome.code} ({outcome.status})")
+
+    today = ctx.now().date()
+    async with ctx.db.read() as session:
+        customers = {c.code: c for c in await session.scalars(select(Customer))}
+        partners = {p.code: p for p in await session.scalars(select(Partner))}
+        existing_refs = set(await session.scalars(select(Contract.reference)))
+
+    for code, name, email, country in CUSTOMERS:
+        if code not in customers:
+            customers[code] = await parties.create_customer(
+                ctx, ACTOR, parties.NewCustomer(code=code, name=name, email=email, country=country)
+            )
+            report.customers_created += 1
+    for code, name, email, months in PARTNERS:
+        if code not in partners:
+            until = None if months is None else add_months(today, months)
+            partners[code] = await parties.create_partner(
+                ctx, ACTOR, parties.NewPartner(code=code, name=name, email=email, certified_until_date=until)
+            )
+            report.partners_created += 1
+    for partner, customer, managed, production in LINKS:
+        await parties.link_partner(
+            ctx,
+            ACTOR,
+            partner_id=partners[partner].id,
+            customer_id=customers[customer].id,
+            managed=managed,
+            production_access=production,
+        )
+
+    # Terms started on the 15th about four months ago, so every demo contract is in force and
+    # contract-anchored quarters do not line up with calendar quarters.
+    effective = add_months(today, -4).replace(day=15)
+    end = add_months(effective, 12).replace(day=14)
+    for record, plans in await programs.list_programs(ctx, ACTOR):
+        program = programs.program_model(record)
+        for plan in plans:
+            reference = f"DEMO-{record.code}-{plan.record.code}".upper()
+            report.contract_references.append(reference)
+            if reference not in existing_refs:
+                await contracts.create_contract(
+                    ctx,
+                    ACTOR,
+                    contracts.NewContract(
+                        reference=reference,
+                        customer_id=customers[CUSTOMER_OF_PROGRAM.get(record.code, "acme-retail")].id,
+                        program_code=record.code,
+                        plan_code=plan.record.code,
+                        effective_date=effective,
+                        end_date=end,
+                        monthly_fee=FEES.get(program.currency, Decimal("1000.00")),
+                        currency=program.currency,
+                        custom_allowances=CUSTOM_ALLOWANCES.get((record.code, plan.record.code), {}),
+                        client_manager_email="client.manager@entitle.example",
+                    ),
+                )
+                report.contracts_created += 1
+            report.consumptions += await _demo_consumption(ctx, reference, plan.rules.buckets, today)
+    return report
+
+
+async def _demo_consumption(ctx: AppContext, reference: str, buckets: dict, today: date) -> int:
+    async with ctx.db.read() as session:
+        contract = await session.scalar(select(Contract).where(Contract.reference == reference))
+    if contract is None or not contract.is_active_on(today):
+        return 0
+    count = 0
+    for code, bucket in buckets.items():
+        # A couple of activities, or 90 minutes of expert time, used today.
+        quantity = Decimal(2) if bucket.unit == "activities" else Decimal(90)
+        quantity = max(quantity - quantity % bucket.increment, Decimal(bucket.increment))
+        await ledger.consume_entitlement(
+            ctx,
+            ACTOR,
+            ledger.Consumption(
+                contract_id=contract.id,
+                bucket=code,
+                quantity=quantity,
+                reason="Demo: kick-off session" if bucket.unit == "hours" else "Demo: architecture review",
+                # No date and a fixed key: a later run replays the first result instead of consuming again.
+                idempotency_key=f"demo-{code}",
+            ),
+        )
+        count += 1
+    return count

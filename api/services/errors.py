@@ -1,0 +1,84 @@
+"""Typed refusals raised by the service layer; every interface turns them into its own error shape."""
+
+from __future__ import annotations
+
+import enum
+from typing import Any
+
+__all__ = [
+    "Conflict",
+    "ContractInactive",
+    "DomainError",
+    "ErrorCode",
+    "InsufficientBalance",
+    "NotFound",
+    "PeriodEnded",
+    "PermissionDenied",
+    "ValidationFailed",
+]
+
+
+class ErrorCode(enum.StrEnum):
+    INVALID = "invalid"
+    NOT_FOUND = "not_found"
+    ALREADY_EXISTS = "already_exists"
+    UNKNOWN_BUCKET = "unknown_bucket"
+    NON_POSITIVE_QUANTITY = "non_positive_quantity"
+    NOT_WHOLE_UNIT = "not_whole_unit"
+    INSUFFICIENT_BALANCE = "insufficient_balance"
+    PERIOD_ENDED = "period_ended"
+    CONTRACT_INACTIVE = "contract_inactive"
+    IDEMPOTENCY_CONFLICT = "idempotency_conflict"
+    ALREADY_REVERSED = "already_reversed"
+    NOT_REVERSIBLE = "not_reversible"
+    PROGRAM_IN_USE = "program_in_use"
+    PERMISSION_DENIED = "permission_denied"
+
+
+class DomainError(Exception):
+    """A refusal with a code, a human message and, where one input is at fault, its field."""
+
+    default_code = ErrorCode.INVALID
+
+    def __init__(self, message: str, *, code: ErrorCode | None = None, field: str | None = None, **details: Any):
+        super().__init__(message)
+        self.message = message
+        self.code = code or self.default_code
+        self.field = field
+        self.details = details
+
+
+class ValidationFailed(DomainError):
+    default_code = ErrorCode.INVALID
+
+
+class NotFound(DomainError):
+    default_code = ErrorCode.NOT_FOUND
+
+    def __init__(self, what: str, ident: object, *, field: str | None = None):
+        super().__init__(f"{what} {ident} does not exist", field=field)
+
+
+class Conflict(DomainError):
+    default_code = ErrorCode.ALREADY_EXISTS
+
+
+class PermissionDenied(DomainError):
+    default_code = ErrorCode.PERMISSION_DENIED
+
+
+class InsufficientBalance(DomainError):
+    default_code = ErrorCode.INSUFFICIENT_BALANCE
+
+    def __init__(self, message: str, *, requested: int, remaining: int, field: str | None = "quantity"):
+        super().__init__(message, field=field, requested=requested, remaining=remaining)
+        self.requested = requested
+        self.remaining = remaining
+
+
+class PeriodEnded(DomainError):
+    default_code = ErrorCode.PERIOD_ENDED
+
+
+class ContractInactive(DomainError):
+    default_code = ErrorCode.CONTRACT_INACTIVE

@@ -1,0 +1,462 @@
+"""Consuming, reversing and adjusting entitlements: every movement is a ledger entry, in one transaction
+with the balance row it changes; the balance never leaves [0, allowance], whatever the interleaving."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.domain.periods import Period
+from api.models import Contract, EntitlementBalance, LedgerEntry, LedgerKind
+from api.programs.schema import Bucket
+from api.services import policy
+from api.services.context import Actor, AppContext
+from api.services.contracts import ContractView, EntitlementPeriod, load_contract_view
+from api.services.errors import (
+    Conflict,
+    ContractInactive,
+    ErrorCode,
+    InsufficientBalance,
+    NotFound,
+    PeriodEnded,
+    ValidationFailed,
+)
+
+__all__ = [
+    "Adjustment",
+    "Consumption",
+    "LedgerOutcome",
+    "LedgerPage",
+    "adjust_entitlement",
+    "consume_entitlement",
+    "encode_cursor",
+    "ledger_page",
+    "reverse_entry",
+]
+
+MAX_PAGE = 200
+
+
+@dataclass(frozen=True)
+class Consumption:
+    contract_id: uuid.UUID
+    bucket: str
+    quantity: Decimal  # in ledger units: activities, or minutes for hours buckets
+    on: date | None = None  # the day the work belongs to; today when None
+    reason: str = ""
+    idempotency_key: str | None = None
+    on_behalf_of_customer_id: uuid.UUID | None = None
+
+
+@dataclass(frozen=True)
+class Adjustment:
+    contract_id: uuid.UUID
+    bucket: str
+    quantity: Decimal  # signed: positive consumes, negative gives units back
+    on: date
+    reason: str
+    idempotency_key: str | None = None
+
+
+@dataclass(frozen=True)
+class LedgerOutcome:
+    entry: LedgerEntry
+    period: EntitlementPeriod
+    replayed: bool  # True when an idempotency key returned an earlier result
+
+
+@dataclass(frozen=True)
+class LedgerPage:
+    entries: list[LedgerEntry]
+    has_next_page: bool
+    end_cursor: str | None
+
+
+def _request_hash(action: str, **payload: object) -> str:
+    text = json.dumps({"action": action, **payload}, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _whole_units(quantity: Decimal, bucket: Bucket, *, allow_negative: bool = False) -> int:
+    try:
+        if not quantity.is_finite():
+            raise InvalidOperation
+    except (AttributeError, InvalidOperation):
+        raise ValidationFailed(f"quantity {quantity} is not a number", field="quantity") from None
+    if quantity == 0 or (quantity < 0 and not allow_negative):
+        raise ValidationFailed(
+            f"quantity must be greater than 0, got {quantity}", code=ErrorCode.NON_POSITIVE_QUANTITY, field="quantity"
+        )
+    if quantity != quantity.to_integral_value():
+        raise ValidationFailed(
+            f"quantity {quantity} is not a whole number of {bucket.ledger_unit}",
+            code=ErrorCode.NOT_WHOLE_UNIT,
+            field="quantity",
+        )
+    units = int(quantity)
+    if units % bucket.increment:
+        raise ValidationFailed(
+            f"quantity {units} is not a multiple of {bucket.increment} {bucket.ledger_unit}, "
+            f"the smallest amount bucket {bucket.name!r} counts",
+            code=ErrorCode.NOT_WHOLE_UNIT,
+            field="quantity",
+        )
+    return units
+
+
+def _bucket(view: ContractView, code: str) -> Bucket:
+    bucket = view.plan.bucket(code)
+    if bucket is None:
+        known = ", ".join(view.plan.rules.buckets) or "none"
+        raise ValidationFailed(
+            f"plan {view.plan.record.code!r} has no bucket {code!r} (it has: {known})",
+            code=ErrorCode.UNKNOWN_BUCKET,
+            field="bucket",
+        )
+    return bucket
+
+
+def _period_on(view: ContractView, bucket: Bucket, day: date) -> Period:
+    period = view.period(bucket, day)
+    if period is None:
+        contract = view.contract
+        raise ContractInactive(
+            f"contract {contract.reference} is not active on {day} "
+            f"(its term is {contract.effective_date} to {contract.end_date})",
+            field="on",
+        )
+    return period
+
+
+async def _ensure_balance(session: AsyncSession, view: ContractView, code: str, period: Period, now: datetime) -> None:
+    insert = postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
+    await session.execute(
+        insert(EntitlementBalance)
+        .values(
+            contract_id=view.contract.id,
+            bucket_code=code,
+            period_start=period.start,
+            period_end=period.end,
+            allowance=view.allowance(code),
+            consumed=0,
+            updated_at=now,
+        )
+        .on_conflict_do_nothing()
+    )
+
+
+async def _move_balance(
+    session: AsyncSession, view: ContractView, code: str, period: Period, delta: int, now: datetime
+) -> int | None:
+    """Add `delta` to the period's consumption in one guarded statement; None when it would leave the
+    allowance. On PostgreSQL the UPDATE row lock serialises racers; on SQLite BEGIN IMMEDIATE does."""
+    await _ensure_balance(session, view, code, period, now)
+    balance = EntitlementBalance
+    row = (
+        await session.execute(
+            update(balance)
+            .where(
+                balance.contract_id == view.contract.id,
+                balance.bucket_code == code,
+                balance.period_start == period.start,
+                balance.consumed + delta <= balance.allowance,
+                balance.consumed + delta >= 0,
+            )
+            .values(consumed=balance.consumed + delta, updated_at=now)
+            .returning(balance.consumed)
+            .execution_options(synchronize_session=False)
+        )
+    ).first()
+    return None if row is None else int(row[0])
+
+
+async def _current_consumed(session: AsyncSession, view: ContractView, code: str, period: Period) -> int:
+    consumed = await session.scalar(
+        select(EntitlementBalance.consumed).where(
+            EntitlementBalance.contract_id == view.contract.id,
+            EntitlementBalance.bucket_code == code,
+            EntitlementBalance.period_start == period.start,
+        )
+    )
+    return int(consumed or 0)
+
+
+def _period_view(ctx: AppContext, view: ContractView, code: str, period: Period, consumed: int) -> EntitlementPeriod:
+    return EntitlementPeriod(
+        view.contract.id, code, view.plan.rules.buckets[code], period, view.allowance(code), consumed, view.today(ctx)
+    )
+
+
+async def _replay(
+    session: AsyncSession, ctx: AppContext, view: ContractView, key: str | None, request_hash: str
+) -> LedgerOutcome | None:
+    """The stored result of an idempotency key already used on this contract, if any."""
+    if key is None:
+        return None
+    entry = await session.scalar(
+        select(LedgerEntry).where(LedgerEntry.contract_id == view.contract.id, LedgerEntry.idempotency_key == key)
+    )
+    if entry is None:
+        return None
+    if entry.request_hash != request_hash:
+        raise Conflict(
+            f"idempotency key {key!r} was already used on this contract for a different request",
+            code=ErrorCode.IDEMPOTENCY_CONFLICT,
+            field="idempotencyKey",
+        )
+    period = Period(0, entry.period_start, entry.period_end)
+    consumed = await _current_consumed(session, view, entry.bucket_code, period)
+    return LedgerOutcome(entry, _period_view(ctx, view, entry.bucket_code, period, consumed), replayed=True)
+
+
+def _check_key(key: str | None) -> None:
+    if key is not None and not 1 <= len(key) <= 200:
+        raise ValidationFailed("idempotency key must be 1 to 200 characters", field="idempotencyKey")
+
+
+async def _idempotent(
+    ctx: AppContext,
+    actor: Actor,
+    contract_id: uuid.UUID,
+    key: str | None,
+    request_hash: str,
+    work: Callable[[AsyncSession, ContractView], Awaitable[LedgerOutcome]],
+) -> LedgerOutcome:
+    """Run `work` in one write transaction unless the key was used before; a racer that loses the
+    unique key gets the winner's result."""
+    _check_key(key)
+    try:
+        async with ctx.db.write() as session:
+            view = await load_contract_view(session, actor, contract_id)
+            replay = await _replay(session, ctx, view, key, request_hash)
+            if replay is not None:
+                return replay
+            return await work(session, view)
+    except IntegrityError:
+        if key is None:
+            raise
+        async with ctx.db.read() as session:
+            view = await load_contract_view(session, actor, contract_id)
+            replay = await _replay(session, ctx, view, key, request_hash)
+        if replay is None:
+            raise
+        return replay
+
+
+def _actor_fields(actor: Actor) -> dict[str, str]:
+    return {"actor_kind": actor.kind, "actor_ref": actor.ref}
+
+
+async def consume_entitlement(ctx: AppContext, actor: Actor, request: Consumption) -> LedgerOutcome:
+    policy.require(actor, "entitlement.consume")
+    request_hash = _request_hash(
+        "consume",
+        bucket=request.bucket,
+        quantity=str(request.quantity),
+        on=request.on,
+        reason=request.reason,
+        on_behalf_of=request.on_behalf_of_customer_id,
+    )
+
+    async def work(session: AsyncSession, view: ContractView) -> LedgerOutcome:
+        bucket = _bucket(view, request.bucket)
+        units = _whole_units(request.quantity, bucket)
+        today = view.today(ctx)
+        period = _period_on(view, bucket, request.on or today)
+        if today > period.end:
+            raise PeriodEnded(
+                f"the period {period.start} to {period.end} of bucket {request.bucket!r} has ended; "
+                "unused units expired with it",
+                field="on",
+            )
+        now = ctx.now()
+        consumed = await _move_balance(session, view, request.bucket, period, units, now)
+        if consumed is None:
+            remaining = view.allowance(request.bucket) - await _current_consumed(session, view, request.bucket, period)
+            raise InsufficientBalance(
+                f"only {remaining} {bucket.ledger_unit} remain in bucket {request.bucket!r} for "
+                f"{period.start} to {period.end}; {units} requested",
+                requested=units,
+                remaining=remaining,
+            )
+        entry = LedgerEntry(
+            contract_id=view.contract.id,
+            bucket_code=request.bucket,
+            period_start=period.start,
+            period_end=period.end,
+            quantity=units,
+            kind=LedgerKind.CONSUME,
+            reason=request.reason.strip(),
+            on_behalf_of_customer_id=request.on_behalf_of_customer_id,
+            idempotency_key=request.idempotency_key,
+            request_hash=request_hash,
+            created_at=now,
+            **_actor_fields(actor),
+        )
+        session.add(entry)
+        await session.flush()
+        return LedgerOutcome(entry, _period_view(ctx, view, request.bucket, period, consumed), replayed=False)
+
+    return await _idempotent(ctx, actor, request.contract_id, request.idempotency_key, request_hash, work)
+
+
+async def reverse_entry(
+    ctx: AppContext, actor: Actor, entry_id: uuid.UUID, *, reason: str, idempotency_key: str | None = None
+) -> LedgerOutcome:
+    """Give back what an entry took, to the period it was taken from; an entry is reversed at most once."""
+    policy.require(actor, "ledger.reverse")
+    if not reason.strip():
+        raise ValidationFailed("a reversal needs a reason", field="reason")
+    async with ctx.db.read() as session:
+        original = await session.scalar(
+            select(LedgerEntry)
+            .where(LedgerEntry.id == entry_id)
+            .where(LedgerEntry.contract_id.in_(policy.visible_contracts(actor).with_only_columns(Contract.id)))
+        )
+    if original is None:
+        raise NotFound("ledger entry", entry_id, field="entryId")
+    request_hash = _request_hash("reverse", entry=entry_id, reason=reason)
+
+    async def work(session: AsyncSession, view: ContractView) -> LedgerOutcome:
+        if original.kind == LedgerKind.REVERSE:
+            raise Conflict(
+                "a reversal cannot itself be reversed; record a new entry instead",
+                code=ErrorCode.NOT_REVERSIBLE,
+                field="entryId",
+            )
+        already = await session.scalar(select(LedgerEntry.id).where(LedgerEntry.reverses_entry_id == original.id))
+        if already is not None:
+            raise Conflict(
+                f"ledger entry {original.id} was already reversed by entry {already}",
+                code=ErrorCode.ALREADY_REVERSED,
+                field="entryId",
+            )
+        period = Period(0, original.period_start, original.period_end)
+        now = ctx.now()
+        consumed = await _move_balance(session, view, original.bucket_code, period, -original.quantity, now)
+        if consumed is None:
+            raise Conflict(
+                f"reversing entry {original.id} would take the period past its allowance",
+                code=ErrorCode.NOT_REVERSIBLE,
+                field="entryId",
+            )
+        entry = LedgerEntry(
+            contract_id=original.contract_id,
+            bucket_code=original.bucket_code,
+            period_start=original.period_start,
+            period_end=original.period_end,
+            quantity=-original.quantity,
+            kind=LedgerKind.REVERSE,
+            reason=reason.strip(),
+            on_behalf_of_customer_id=original.on_behalf_of_customer_id,
+            idempotency_key=idempotency_key,
+            request_hash=request_hash,
+            reverses_entry_id=original.id,
+            created_at=now,
+            **_actor_fields(actor),
+        )
+        session.add(entry)
+        await session.flush()
+        return LedgerOutcome(entry, _period_view(ctx, view, original.bucket_code, period, consumed), replayed=False)
+
+    try:
+        return await _idempotent(ctx, actor, original.contract_id, idempotency_key, request_hash, work)
+    except IntegrityError:
+        # Two reversals of one entry raced: the unique reverses_entry_id let exactly one through.
+        raise Conflict(
+            f"ledger entry {original.id} was already reversed", code=ErrorCode.ALREADY_REVERSED, field="entryId"
+        ) from None
+
+
+async def adjust_entitlement(ctx: AppContext, actor: Actor, request: Adjustment) -> LedgerOutcome:
+    """A staff correction of a period's consumption, either way, within [0, allowance]."""
+    policy.require(actor, "ledger.adjust")
+    if not request.reason.strip():
+        raise ValidationFailed("an adjustment needs a reason", field="reason")
+    request_hash = _request_hash(
+        "adjust", bucket=request.bucket, quantity=str(request.quantity), on=request.on, reason=request.reason
+    )
+
+    async def work(session: AsyncSession, view: ContractView) -> LedgerOutcome:
+        bucket = _bucket(view, request.bucket)
+        units = _whole_units(request.quantity, bucket, allow_negative=True)
+        period = _period_on(view, bucket, request.on)
+        now = ctx.now()
+        consumed = await _move_balance(session, view, request.bucket, period, units, now)
+        if consumed is None:
+            current = await _current_consumed(session, view, request.bucket, period)
+            raise InsufficientBalance(
+                f"adjusting by {units} would leave {current + units} consumed of an allowance of "
+                f"{view.allowance(request.bucket)} {bucket.ledger_unit}",
+                requested=units,
+                remaining=view.allowance(request.bucket) - current,
+            )
+        entry = LedgerEntry(
+            contract_id=view.contract.id,
+            bucket_code=request.bucket,
+            period_start=period.start,
+            period_end=period.end,
+            quantity=units,
+            kind=LedgerKind.ADJUST,
+            reason=request.reason.strip(),
+            idempotency_key=request.idempotency_key,
+            request_hash=request_hash,
+            created_at=now,
+            **_actor_fields(actor),
+        )
+        session.add(entry)
+        await session.flush()
+        return LedgerOutcome(entry, _period_view(ctx, view, request.bucket, period, consumed), replayed=False)
+
+    return await _idempotent(ctx, actor, request.contract_id, request.idempotency_key, request_hash, work)
+
+
+def encode_cursor(entry: LedgerEntry) -> str:
+    return base64.urlsafe_b64encode(f"{entry.created_at.isoformat()}|{entry.id}".encode()).decode()
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        created, ident = base64.urlsafe_b64decode(cursor.encode()).decode().split("|")
+        return datetime.fromisoformat(created), uuid.UUID(ident)
+    except (ValueError, UnicodeDecodeError):
+        raise ValidationFailed(f"cursor {cursor!r} is not one this API gave out", field="after") from None
+
+
+async def ledger_page(
+    ctx: AppContext, actor: Actor, contract_id: uuid.UUID, *, first: int = 50, after: str | None = None
+) -> LedgerPage:
+    """A contract's ledger, newest first, paged by keyset on (created_at, id)."""
+    policy.require(actor, "contract.read")
+    if not 1 <= first <= MAX_PAGE:
+        raise ValidationFailed(f"first must be between 1 and {MAX_PAGE}", field="first")
+    query = (
+        select(LedgerEntry)
+        .where(LedgerEntry.contract_id == contract_id)
+        .order_by(LedgerEntry.created_at.desc(), LedgerEntry.id.desc())
+        .limit(first + 1)
+    )
+    if after is not None:
+        created, ident = _decode_cursor(after)
+        query = query.where(
+            or_(
+                LedgerEntry.created_at < created,
+                and_(LedgerEntry.created_at == created, LedgerEntry.id < ident),
+            )
+        )
+    async with ctx.db.read() as session:
+        await load_contract_view(session, actor, contract_id)
+        entries = list(await session.scalars(query))
+    page = entries[:first]
+    return LedgerPage(page, len(entries) > first, encode_cursor(page[-1]) if page else None)

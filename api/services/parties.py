@@ -1,0 +1,143 @@
+"""Customers and partners: creating them, linking a partner to the customers it manages, reading them."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.models import Customer, Partner, PartnerCustomer
+from api.services import policy
+from api.services.context import Actor, AppContext
+from api.services.errors import Conflict, NotFound, ValidationFailed
+
+__all__ = [
+    "NewCustomer",
+    "NewPartner",
+    "create_customer",
+    "create_partner",
+    "get_customers_by_ids",
+    "link_partner",
+    "list_customers",
+    "list_partners",
+]
+
+_CODE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+@dataclass(frozen=True)
+class NewCustomer:
+    code: str
+    name: str
+    email: str | None = None
+    country: str | None = None
+
+
+@dataclass(frozen=True)
+class NewPartner:
+    code: str
+    name: str
+    email: str | None = None
+    certified_until_date: date | None = None
+
+
+def _check_party(code: str, name: str, email: str | None) -> None:
+    if not _CODE.match(code):
+        raise ValidationFailed(
+            f"code {code!r} must be 1-63 lower-case letters, digits or dashes, starting with a letter or digit",
+            field="code",
+        )
+    if not name.strip():
+        raise ValidationFailed("name must not be empty", field="name")
+    if email is not None and not _EMAIL.match(email):
+        raise ValidationFailed(f"{email!r} is not an e-mail address", field="email")
+
+
+async def create_customer(ctx: AppContext, actor: Actor, new: NewCustomer) -> Customer:
+    policy.require(actor, "customer.create")
+    _check_party(new.code, new.name, new.email)
+    if new.country is not None and not re.fullmatch(r"[A-Z]{2}", new.country):
+        raise ValidationFailed(f"country {new.country!r} must be an ISO 3166 alpha-2 code such as DK", field="country")
+    async with ctx.db.write() as session:
+        if await session.scalar(select(Customer.id).where(Customer.code == new.code)):
+            raise Conflict(f"a customer with code {new.code!r} already exists", field="code")
+        customer = Customer(
+            code=new.code, name=new.name.strip(), email=new.email, country=new.country, created_at=ctx.now()
+        )
+        session.add(customer)
+        await session.flush()
+        return customer
+
+
+async def create_partner(ctx: AppContext, actor: Actor, new: NewPartner) -> Partner:
+    policy.require(actor, "partner.create")
+    _check_party(new.code, new.name, new.email)
+    async with ctx.db.write() as session:
+        if await session.scalar(select(Partner.id).where(Partner.code == new.code)):
+            raise Conflict(f"a partner with code {new.code!r} already exists", field="code")
+        partner = Partner(
+            code=new.code,
+            name=new.name.strip(),
+            email=new.email,
+            certified_until_date=new.certified_until_date,
+            created_at=ctx.now(),
+        )
+        session.add(partner)
+        await session.flush()
+        return partner
+
+
+async def link_partner(
+    ctx: AppContext,
+    actor: Actor,
+    *,
+    partner_id: uuid.UUID,
+    customer_id: uuid.UUID,
+    managed: bool,
+    production_access: bool,
+) -> PartnerCustomer:
+    """Say that a partner manages (or just works with) a customer; linking again updates the link."""
+    policy.require(actor, "partner.link")
+    async with ctx.db.write() as session:
+        await _existing(session, Partner, partner_id, "partner", "partnerId")
+        await _existing(session, Customer, customer_id, "customer", "customerId")
+        link = await session.get(PartnerCustomer, (partner_id, customer_id))
+        if link is None:
+            link = PartnerCustomer(partner_id=partner_id, customer_id=customer_id, created_at=ctx.now())
+            session.add(link)
+        link.managed = managed
+        link.production_access = production_access
+        await session.flush()
+        return link
+
+
+async def _existing(session: AsyncSession, model: type, ident: uuid.UUID, what: str, field: str) -> object:
+    row = await session.get(model, ident)
+    if row is None:
+        raise NotFound(what, ident, field=field)
+    return row
+
+
+async def list_customers(ctx: AppContext, actor: Actor) -> list[Customer]:
+    policy.require(actor, "customer.read")
+    async with ctx.db.read() as session:
+        return list(await session.scalars(policy.visible_customers(actor).order_by(Customer.code)))
+
+
+async def get_customers_by_ids(ctx: AppContext, actor: Actor, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Customer]:
+    policy.require(actor, "customer.read")
+    async with ctx.db.read() as session:
+        rows = await session.scalars(policy.visible_customers(actor).where(Customer.id.in_(set(ids))))
+        return {row.id: row for row in rows}
+
+
+async def list_partners(ctx: AppContext, actor: Actor) -> list[Partner]:
+    policy.require(actor, "partner.read")
+    async with ctx.db.read() as session:
+        return list(await session.scalars(select(Partner).order_by(Partner.code)))

@@ -1,0 +1,1 @@
+"""The Entitle portal: server-rendered pages with htmx partials, on the same service layer as GraphQL."""
