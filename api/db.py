@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -9,7 +10,6 @@ from pathlib import Path
 from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
-from sqlalchemy.pool import NullPool
 
 __all__ = ["Database", "async_url", "ensure_sqlite_directory", "sync_url"]
 
@@ -72,8 +72,10 @@ class Database:
         self.url = async_url(url)
         self.dialect = self.url.get_backend_name()
         if self.dialect == "sqlite":
-            # Each aiosqlite connection owns a thread; SQLite connections are cheap to open.
-            self.engine = create_async_engine(self.url, echo=echo, poolclass=NullPool, connect_args={"timeout": 30})
+            # Opening an aiosqlite connection (a thread and its pragmas) costs ~10 ms: keep them pooled.
+            self.engine = create_async_engine(
+                self.url, echo=echo, pool_size=pool_size, max_overflow=pool_size * 3, connect_args={"timeout": 30}
+            )
             _prepare_sqlite(self.engine, self.url)
         else:
             self.engine = create_async_engine(
@@ -83,6 +85,9 @@ class Database:
         self._writer = async_sessionmaker(
             self.engine.execution_options(**{_WRITE: True}), expire_on_commit=False, autoflush=False
         )
+        # SQLite admits one writer at a time. Queueing this process's writers on a lock is fair and
+        # cheap; BEGIN IMMEDIATE with busy_timeout still orders writers from other processes.
+        self._write_lock = asyncio.Lock() if self.dialect == "sqlite" else None
 
     @property
     def sync_url(self) -> URL:
@@ -96,7 +101,11 @@ class Database:
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncSession]:
         """One transaction: committed when the block ends, rolled back whole on any exception."""
-        async with self._writer() as session, session.begin():
+        if self._write_lock is None:
+            async with self._writer() as session, session.begin():
+                yield session
+            return
+        async with self._write_lock, self._writer() as session, session.begin():
             yield session
 
     async def dispose(self) -> None:

@@ -43,10 +43,22 @@ def _app(request: Request) -> AppContext:
     return request.app.state.context
 
 
+_HTMX_HEADERS = ("HX-Request", "HX-Request-Type", "HX-Boosted")
+
+
 def _render(request: Request, page: str, partial: str, context: dict[str, Any], status_code: int = 200) -> Response:
-    """Whole page for a normal request, the partial alone for an htmx request."""
-    name = partial if request.headers.get("HX-Request") == "true" else page
-    return templates.TemplateResponse(request, name, context, status_code=status_code)
+    """Whole page for a normal request, the partial alone for an htmx request that swaps part of the page.
+    htmx also sends HX-Request on boosted links and history restores, which swap the whole body: those
+    get the page (htmx 4 marks them `HX-Request-Type: full`, earlier versions `HX-Boosted`)."""
+    headers = request.headers
+    wants_partial = (
+        headers.get("HX-Request") == "true"
+        and headers.get("HX-Request-Type") != "full"
+        and headers.get("HX-Boosted") != "true"
+    )
+    response = templates.TemplateResponse(request, partial if wants_partial else page, context, status_code=status_code)
+    response.headers["Vary"] = ", ".join(_HTMX_HEADERS)  # one URL, two bodies: caches must keep them apart
+    return response
 
 
 async def home(request: Request) -> Response:

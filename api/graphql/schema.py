@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import date
 from decimal import Decimal
+from functools import partial
 from typing import Annotated
 
 import strawberry
@@ -457,12 +458,14 @@ def _mask(error: GraphQLError) -> bool:
 
 
 def build_schema(settings: Settings) -> strawberry.Schema:
+    # Factories, not instances: each request gets fresh extensions, so concurrent requests never share
+    # one extension's execution context (a shared MaskErrors could mask, or leak, another request's errors).
     extensions: list = [
-        QueryDepthLimiter(max_depth=settings.graphql_max_depth),
-        MaxAliasesLimiter(max_alias_count=settings.graphql_max_aliases),
+        partial(QueryDepthLimiter, max_depth=settings.graphql_max_depth),
+        partial(MaxAliasesLimiter, max_alias_count=settings.graphql_max_aliases),
     ]
     if settings.production:
-        extensions.append(MaskErrors(should_mask_error=_mask))
+        extensions.append(partial(MaskErrors, should_mask_error=_mask))
     return strawberry.Schema(
         query=Query,
         mutation=Mutation,

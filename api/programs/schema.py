@@ -394,7 +394,7 @@ class Reporting(_Strict):
 
 
 class Plan(_Strict):
-    name: str
+    name: str = Field(max_length=200)
     description: str = ""
     extends: str | None = None
     buckets: dict[Code, Bucket] = {}
@@ -431,10 +431,10 @@ class PartnerProgram(_Strict):
 
 class Program(_Strict):
     code: Code
-    name: str
-    provider: str
+    name: str = Field(max_length=200)
+    provider: str = Field(max_length=200)
     description: str = ""
-    version: str = "1"
+    version: str = Field(default="1", max_length=40)
     timezone: str = "UTC"
     currency: str = Field(default="EUR", pattern=r"^[A-Z]{3}$")
     language: str = "en"

@@ -35,6 +35,8 @@ __all__ = [
 ]
 
 _REFERENCE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,63}$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_MAX_FEE = Decimal(10) ** 12  # the Money column is Numeric(14, 2)
 
 
 @dataclass(frozen=True)
@@ -108,7 +110,7 @@ class EntitlementPeriod:
 
 async def create_contract(ctx: AppContext, actor: Actor, new: NewContract) -> Contract:
     policy.require(actor, "contract.create")
-    if not _REFERENCE.match(new.reference):
+    if not _REFERENCE.fullmatch(new.reference):
         raise ValidationFailed(
             f"reference {new.reference!r} must be 1-64 letters, digits, '.', '_', '/' or '-'", field="reference"
         )
@@ -116,12 +118,20 @@ async def create_contract(ctx: AppContext, actor: Actor, new: NewContract) -> Co
         raise ValidationFailed(
             f"end date {new.end_date} is before the effective date {new.effective_date}", field="endDate"
         )
-    if new.monthly_fee < 0 or new.monthly_fee != new.monthly_fee.quantize(Decimal("0.01")):
+    if (
+        not new.monthly_fee.is_finite()
+        or not 0 <= new.monthly_fee < _MAX_FEE
+        or new.monthly_fee != new.monthly_fee.quantize(Decimal("0.01"))
+    ):
         raise ValidationFailed(
-            f"monthly fee {new.monthly_fee} must be zero or more, with at most 2 decimals", field="monthlyFee"
+            f"monthly fee {new.monthly_fee} must be zero or more and below {_MAX_FEE:,}, with at most 2 decimals",
+            field="monthlyFee",
         )
     if not re.fullmatch(r"[A-Z]{3}", new.currency):
         raise ValidationFailed(f"currency {new.currency!r} must be an ISO 4217 code such as EUR", field="currency")
+    email = new.client_manager_email
+    if email is not None and (not _EMAIL.fullmatch(email) or len(email) > 254):
+        raise ValidationFailed(f"{email!r} is not an e-mail address", field="clientManagerEmail")
 
     async with ctx.db.write() as session:
         if await session.get(Customer, new.customer_id) is None:

@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.domain.periods import Period
-from api.models import Contract, EntitlementBalance, LedgerEntry, LedgerKind
+from api.models import Contract, Customer, EntitlementBalance, LedgerEntry, LedgerKind
 from api.programs.schema import Bucket
 from api.services import policy
 from api.services.context import Actor, AppContext
@@ -46,6 +46,7 @@ __all__ = [
 ]
 
 MAX_PAGE = 200
+MAX_QUANTITY = 2**31 - 1  # a GraphQL Int; far beyond any allowance, and safe in every integer column
 
 
 @dataclass(frozen=True)
@@ -105,6 +106,8 @@ def _whole_units(quantity: Decimal, bucket: Bucket, *, allow_negative: bool = Fa
             field="quantity",
         )
     units = int(quantity)
+    if abs(units) > MAX_QUANTITY:
+        raise ValidationFailed(f"quantity {quantity} is too large", field="quantity")
     if units % bucket.increment:
         raise ValidationFailed(
             f"quantity {units} is not a multiple of {bucket.increment} {bucket.ledger_unit}, "
@@ -272,6 +275,9 @@ async def consume_entitlement(ctx: AppContext, actor: Actor, request: Consumptio
     async def work(session: AsyncSession, view: ContractView) -> LedgerOutcome:
         bucket = _bucket(view, request.bucket)
         units = _whole_units(request.quantity, bucket)
+        on_behalf = request.on_behalf_of_customer_id
+        if on_behalf is not None and await session.get(Customer, on_behalf) is None:
+            raise NotFound("customer", on_behalf, field="onBehalfOfCustomerId")
         today = view.today(ctx)
         period = _period_on(view, bucket, request.on or today)
         if today > period.end:
@@ -346,6 +352,15 @@ async def reverse_entry(
         now = ctx.now()
         consumed = await _move_balance(session, view, original.bucket_code, period, -original.quantity, now)
         if consumed is None:
+            # On PostgreSQL a racing reversal of the same entry may have committed while this
+            # transaction waited on the balance row lock: say so rather than NOT_REVERSIBLE.
+            already = await session.scalar(select(LedgerEntry.id).where(LedgerEntry.reverses_entry_id == original.id))
+            if already is not None:
+                raise Conflict(
+                    f"ledger entry {original.id} was already reversed by entry {already}",
+                    code=ErrorCode.ALREADY_REVERSED,
+                    field="entryId",
+                )
             raise Conflict(
                 f"reversing entry {original.id} would take the period past its allowance",
                 code=ErrorCode.NOT_REVERSIBLE,

@@ -48,14 +48,16 @@ class NewPartner:
 
 
 def _check_party(code: str, name: str, email: str | None) -> None:
-    if not _CODE.match(code):
+    if not _CODE.fullmatch(code):
         raise ValidationFailed(
             f"code {code!r} must be 1-63 lower-case letters, digits or dashes, starting with a letter or digit",
             field="code",
         )
     if not name.strip():
         raise ValidationFailed("name must not be empty", field="name")
-    if email is not None and not _EMAIL.match(email):
+    if len(name.strip()) > 200:
+        raise ValidationFailed("name must be at most 200 characters", field="name")
+    if email is not None and (not _EMAIL.fullmatch(email) or len(email) > 254):
         raise ValidationFailed(f"{email!r} is not an e-mail address", field="email")
 
 

@@ -72,6 +72,9 @@ def plan_view(plan: PlanRecord, program: ProgramRecord) -> PlanView:
 async def load_programs(ctx: AppContext, actor: Actor, parsed: Sequence[ParsedProgram]) -> list[LoadOutcome]:
     """Load several programs in one transaction: all of them, or none."""
     policy.require(actor, "program.load")
+    for item in parsed:
+        if len(item.file) > 500:
+            raise ValidationFailed(f"file name has {len(item.file)} characters; at most 500", field="fileName")
     codes = [p.program.code for p in parsed]
     duplicates = sorted({c for c in codes if codes.count(c) > 1})
     if duplicates:

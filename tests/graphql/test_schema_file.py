@@ -1,0 +1,100 @@
+"""The committed schema file, and the guards around the GraphQL endpoint."""
+
+from __future__ import annotations
+
+import uuid
+import warnings
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from decimal import Decimal
+
+import httpx
+import pytest
+
+from api.config import PROJECT_ROOT, Settings
+from api.graphql.schema import build_schema
+from api.services import ledger
+from tests.conftest import ADMIN, unique
+
+# The deepest a real query goes (five levels of selections): the schema has no cycles.
+DEEP = "query Deep($id: ID!) { contract(id: $id) { ledger { edges { node { id } } } } }"
+
+
+def test_committed_schema_is_current():
+    committed = (PROJECT_ROOT / "schema.graphql").read_text(encoding="utf-8")
+    current = build_schema(Settings()).as_str() + "\n"
+    assert committed == current, "schema.graphql is out of date: run `entitle export-schema` and commit the result"
+
+
+def test_schema_builds_fresh_extensions_per_request():
+    # Extension instances shared by every request are deprecated by strawberry: concurrent requests
+    # would share one execution context (see strawberry issue #4369).
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DeprecationWarning)
+        schema = build_schema(Settings(environment="production"))
+    first, second = schema.get_extensions(), schema.get_extensions()
+    assert {type(e).__name__ for e in first} >= {"QueryDepthLimiter", "MaxAliasesLimiter", "MaskErrors"}
+    assert not {id(e) for e in first} & {id(e) for e in second}
+
+
+async def test_queries_via_get_are_refused(client):
+    response = await client.get("/graphql", params={"query": "{ programs { code } }"})
+    assert response.status_code == 400
+    assert response.text == "queries are not allowed when using GET"
+
+
+async def test_mutations_via_get_are_refused(client):
+    code = unique("via-get")
+    query = f'mutation {{ createCustomer(input: {{code: "{code}", name: "Via GET"}}) {{ __typename }} }}'
+    response = await client.get("/graphql", params={"query": query})
+    assert response.status_code == 400
+    assert response.text == "mutations are not allowed when using GET"
+    customers = (await client.post("/graphql", json={"query": "{ customers { code } }"})).json()["data"]["customers"]
+    assert code not in {c["code"] for c in customers}
+
+
+@pytest.fixture
+async def shallow_client(settings, database, clock) -> AsyncIterator[httpx.AsyncClient]:
+    from api.app import create_app
+
+    app = create_app(replace(settings, graphql_max_depth=3, graphql_max_aliases=2), database=database, clock=clock)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as http:
+        yield http
+
+
+async def test_a_query_deeper_than_the_configured_depth_is_refused(shallow_client):
+    response = await shallow_client.post("/graphql", json={"query": DEEP, "variables": {"id": str(uuid.uuid4())}})
+    assert response.status_code == 200
+    body = response.json()
+    assert body["data"] is None
+    [error] = body["errors"]
+    assert error["message"] == "'Deep' exceeds maximum operation depth of 3"
+
+    shallow = await shallow_client.post("/graphql", json={"query": "{ programs { plans { code } } }"})
+    assert "errors" not in shallow.json()
+
+
+async def test_default_depth_allows_the_deepest_real_query(client, make_contract, ctx):
+    contract = await make_contract()
+    await ledger.consume_entitlement(ctx, ADMIN, ledger.Consumption(contract.id, "activities", Decimal(1)))
+    body = (await client.post("/graphql", json={"query": DEEP, "variables": {"id": str(contract.id)}})).json()
+    assert "errors" not in body
+    [edge] = body["data"]["contract"]["ledger"]["edges"]
+    assert edge["node"]["id"]
+
+
+async def test_too_many_aliases_are_refused(shallow_client):
+    query = "{ a: programs { code } b: programs { code } c: programs { code } }"
+    body = (await shallow_client.post("/graphql", json={"query": query})).json()
+    assert body["data"] is None
+    assert "aliases" in body["errors"][0]["message"]
+
+
+async def test_unknown_fields_get_no_suggestions(client):
+    body = (await client.post("/graphql", json={"query": "{ contracs { id } }"})).json()
+    [error] = body["errors"]
+    assert error["message"] == "Cannot query field 'contracs' on type 'Query'."
+    assert "Did you mean" not in error["message"]
+
+    body = (await client.post("/graphql", json={"query": "{ contracts { refrence } }"})).json()
+    assert [e["message"] for e in body["errors"]] == ["Cannot query field 'refrence' on type 'Contract'."]
