@@ -17,7 +17,7 @@ from api.models import Contract, Customer, EntitlementBalance, PlanRecord, Progr
 from api.programs.schema import Bucket
 from api.services import policy
 from api.services.context import Actor, AppContext
-from api.services.errors import Conflict, NotFound, ValidationFailed
+from api.services.errors import Conflict, NotFound, ValidationFailed, check_email
 from api.services.programs import PlanView, plan_view
 
 __all__ = [
@@ -35,7 +35,6 @@ __all__ = [
 ]
 
 _REFERENCE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,63}$")
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _MAX_FEE = Decimal(10) ** 12  # the Money column is Numeric(14, 2)
 
 
@@ -129,9 +128,7 @@ async def create_contract(ctx: AppContext, actor: Actor, new: NewContract) -> Co
         )
     if not re.fullmatch(r"[A-Z]{3}", new.currency):
         raise ValidationFailed(f"currency {new.currency!r} must be an ISO 4217 code such as EUR", field="currency")
-    email = new.client_manager_email
-    if email is not None and (not _EMAIL.fullmatch(email) or len(email) > 254):
-        raise ValidationFailed(f"{email!r} is not an e-mail address", field="clientManagerEmail")
+    check_email(new.client_manager_email, field="clientManagerEmail")
 
     async with ctx.db.write() as session:
         if await session.get(Customer, new.customer_id) is None:

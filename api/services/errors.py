@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import re
 from typing import Any
 
 __all__ = [
@@ -15,6 +16,7 @@ __all__ = [
     "PeriodEnded",
     "PermissionDenied",
     "ValidationFailed",
+    "check_email",
 ]
 
 
@@ -82,3 +84,12 @@ class PeriodEnded(DomainError):
 
 class ContractInactive(DomainError):
     default_code = ErrorCode.CONTRACT_INACTIVE
+
+
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+
+
+def check_email(value: str | None, *, field: str) -> None:
+    """An optional e-mail address: absent, or plausible and short enough for its column."""
+    if value is not None and (len(value) > 254 or not _EMAIL.fullmatch(value)):
+        raise ValidationFailed(f"{value!r} is not an e-mail address", field=field)

@@ -257,8 +257,47 @@ async def _idempotent(
         return replay
 
 
-def _actor_fields(actor: Actor) -> dict[str, str]:
-    return {"actor_kind": actor.kind, "actor_ref": actor.ref}
+async def _post(
+    session: AsyncSession,
+    ctx: AppContext,
+    actor: Actor,
+    view: ContractView,
+    period: Period,
+    *,
+    bucket_code: str,
+    units: int,
+    kind: LedgerKind,
+    reason: str,
+    request_hash: str,
+    idempotency_key: str | None,
+    on_behalf_of_customer_id: uuid.UUID | None = None,
+    reverses_entry_id: uuid.UUID | None = None,
+) -> LedgerOutcome | None:
+    """Move the period's balance by `units` and write the entry for it; None (nothing written) when
+    the balance would leave [0, allowance], so the caller can say why in its own words."""
+    now = ctx.now()
+    consumed = await _move_balance(session, view, bucket_code, period, units, now)
+    if consumed is None:
+        return None
+    entry = LedgerEntry(
+        contract_id=view.contract.id,
+        bucket_code=bucket_code,
+        period_start=period.start,
+        period_end=period.end,
+        quantity=units,
+        kind=kind,
+        reason=reason.strip(),
+        actor_kind=actor.kind,
+        actor_ref=actor.ref,
+        on_behalf_of_customer_id=on_behalf_of_customer_id,
+        idempotency_key=idempotency_key,
+        request_hash=request_hash,
+        reverses_entry_id=reverses_entry_id,
+        created_at=now,
+    )
+    session.add(entry)
+    await session.flush()
+    return LedgerOutcome(entry, _period_view(ctx, view, bucket_code, period, consumed), replayed=False)
 
 
 async def consume_entitlement(ctx: AppContext, actor: Actor, request: Consumption) -> LedgerOutcome:
@@ -286,9 +325,21 @@ async def consume_entitlement(ctx: AppContext, actor: Actor, request: Consumptio
                 "unused units expired with it",
                 field="on",
             )
-        now = ctx.now()
-        consumed = await _move_balance(session, view, request.bucket, period, units, now)
-        if consumed is None:
+        outcome = await _post(
+            session,
+            ctx,
+            actor,
+            view,
+            period,
+            bucket_code=request.bucket,
+            units=units,
+            kind=LedgerKind.CONSUME,
+            reason=request.reason,
+            request_hash=request_hash,
+            idempotency_key=request.idempotency_key,
+            on_behalf_of_customer_id=on_behalf,
+        )
+        if outcome is None:
             remaining = view.allowance(request.bucket) - await _current_consumed(session, view, request.bucket, period)
             raise InsufficientBalance(
                 f"only {remaining} {bucket.ledger_unit} remain in bucket {request.bucket!r} for "
@@ -296,25 +347,19 @@ async def consume_entitlement(ctx: AppContext, actor: Actor, request: Consumptio
                 requested=units,
                 remaining=remaining,
             )
-        entry = LedgerEntry(
-            contract_id=view.contract.id,
-            bucket_code=request.bucket,
-            period_start=period.start,
-            period_end=period.end,
-            quantity=units,
-            kind=LedgerKind.CONSUME,
-            reason=request.reason.strip(),
-            on_behalf_of_customer_id=request.on_behalf_of_customer_id,
-            idempotency_key=request.idempotency_key,
-            request_hash=request_hash,
-            created_at=now,
-            **_actor_fields(actor),
-        )
-        session.add(entry)
-        await session.flush()
-        return LedgerOutcome(entry, _period_view(ctx, view, request.bucket, period, consumed), replayed=False)
+        return outcome
 
     return await _idempotent(ctx, actor, request.contract_id, request.idempotency_key, request_hash, work)
+
+
+async def _refuse_if_reversed(session: AsyncSession, original: LedgerEntry) -> None:
+    already = await session.scalar(select(LedgerEntry.id).where(LedgerEntry.reverses_entry_id == original.id))
+    if already is not None:
+        raise Conflict(
+            f"ledger entry {original.id} was already reversed by entry {already}",
+            code=ErrorCode.ALREADY_REVERSED,
+            field="entryId",
+        )
 
 
 async def reverse_entry(
@@ -341,49 +386,32 @@ async def reverse_entry(
                 code=ErrorCode.NOT_REVERSIBLE,
                 field="entryId",
             )
-        already = await session.scalar(select(LedgerEntry.id).where(LedgerEntry.reverses_entry_id == original.id))
-        if already is not None:
-            raise Conflict(
-                f"ledger entry {original.id} was already reversed by entry {already}",
-                code=ErrorCode.ALREADY_REVERSED,
-                field="entryId",
-            )
-        period = Period(0, original.period_start, original.period_end)
-        now = ctx.now()
-        consumed = await _move_balance(session, view, original.bucket_code, period, -original.quantity, now)
-        if consumed is None:
+        await _refuse_if_reversed(session, original)
+        outcome = await _post(
+            session,
+            ctx,
+            actor,
+            view,
+            Period(0, original.period_start, original.period_end),
+            bucket_code=original.bucket_code,
+            units=-original.quantity,
+            kind=LedgerKind.REVERSE,
+            reason=reason,
+            request_hash=request_hash,
+            idempotency_key=idempotency_key,
+            on_behalf_of_customer_id=original.on_behalf_of_customer_id,
+            reverses_entry_id=original.id,
+        )
+        if outcome is None:
             # On PostgreSQL a racing reversal of the same entry may have committed while this
             # transaction waited on the balance row lock: say so rather than NOT_REVERSIBLE.
-            already = await session.scalar(select(LedgerEntry.id).where(LedgerEntry.reverses_entry_id == original.id))
-            if already is not None:
-                raise Conflict(
-                    f"ledger entry {original.id} was already reversed by entry {already}",
-                    code=ErrorCode.ALREADY_REVERSED,
-                    field="entryId",
-                )
+            await _refuse_if_reversed(session, original)
             raise Conflict(
                 f"reversing entry {original.id} would take the period past its allowance",
                 code=ErrorCode.NOT_REVERSIBLE,
                 field="entryId",
             )
-        entry = LedgerEntry(
-            contract_id=original.contract_id,
-            bucket_code=original.bucket_code,
-            period_start=original.period_start,
-            period_end=original.period_end,
-            quantity=-original.quantity,
-            kind=LedgerKind.REVERSE,
-            reason=reason.strip(),
-            on_behalf_of_customer_id=original.on_behalf_of_customer_id,
-            idempotency_key=idempotency_key,
-            request_hash=request_hash,
-            reverses_entry_id=original.id,
-            created_at=now,
-            **_actor_fields(actor),
-        )
-        session.add(entry)
-        await session.flush()
-        return LedgerOutcome(entry, _period_view(ctx, view, original.bucket_code, period, consumed), replayed=False)
+        return outcome
 
     try:
         return await _idempotent(ctx, actor, original.contract_id, idempotency_key, request_hash, work)
@@ -407,9 +435,20 @@ async def adjust_entitlement(ctx: AppContext, actor: Actor, request: Adjustment)
         bucket = _bucket(view, request.bucket)
         units = _whole_units(request.quantity, bucket, allow_negative=True)
         period = _period_on(view, bucket, request.on)
-        now = ctx.now()
-        consumed = await _move_balance(session, view, request.bucket, period, units, now)
-        if consumed is None:
+        outcome = await _post(
+            session,
+            ctx,
+            actor,
+            view,
+            period,
+            bucket_code=request.bucket,
+            units=units,
+            kind=LedgerKind.ADJUST,
+            reason=request.reason,
+            request_hash=request_hash,
+            idempotency_key=request.idempotency_key,
+        )
+        if outcome is None:
             current = await _current_consumed(session, view, request.bucket, period)
             raise InsufficientBalance(
                 f"adjusting by {units} would leave {current + units} consumed of an allowance of "
@@ -417,22 +456,7 @@ async def adjust_entitlement(ctx: AppContext, actor: Actor, request: Adjustment)
                 requested=units,
                 remaining=view.allowance(request.bucket) - current,
             )
-        entry = LedgerEntry(
-            contract_id=view.contract.id,
-            bucket_code=request.bucket,
-            period_start=period.start,
-            period_end=period.end,
-            quantity=units,
-            kind=LedgerKind.ADJUST,
-            reason=request.reason.strip(),
-            idempotency_key=request.idempotency_key,
-            request_hash=request_hash,
-            created_at=now,
-            **_actor_fields(actor),
-        )
-        session.add(entry)
-        await session.flush()
-        return LedgerOutcome(entry, _period_view(ctx, view, request.bucket, period, consumed), replayed=False)
+        return outcome
 
     return await _idempotent(ctx, actor, request.contract_id, request.idempotency_key, request_hash, work)
 

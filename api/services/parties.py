@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from api.models import Customer, Partner, PartnerCustomer
 from api.services import policy
 from api.services.context import Actor, AppContext
-from api.services.errors import Conflict, NotFound, ValidationFailed
+from api.services.errors import Conflict, NotFound, ValidationFailed, check_email
 
 __all__ = [
     "NewCustomer",
@@ -28,7 +28,6 @@ __all__ = [
 ]
 
 _CODE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
 @dataclass(frozen=True)
@@ -57,8 +56,7 @@ def _check_party(code: str, name: str, email: str | None) -> None:
         raise ValidationFailed("name must not be empty", field="name")
     if len(name.strip()) > 200:
         raise ValidationFailed("name must be at most 200 characters", field="name")
-    if email is not None and (not _EMAIL.fullmatch(email) or len(email) > 254):
-        raise ValidationFailed(f"{email!r} is not an e-mail address", field="email")
+    check_email(email, field="email")
 
 
 async def create_customer(ctx: AppContext, actor: Actor, new: NewCustomer) -> Customer:
