@@ -13,12 +13,13 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from strawberry.asgi import GraphQL
 
-from api.auth import request_actor
+from api.auth import CSRF_HEADER, authenticate, csrf_matches
 from api.config import Settings, get_settings
 from api.db import Database
 from api.graphql.context import Loaders, RequestContext
 from api.graphql.schema import build_schema
 from api.services.context import AppContext, Clock, SystemClock
+from api.services.errors import AuthenticationFailed
 
 __all__ = ["create_app"]
 
@@ -29,8 +30,45 @@ class EntitleGraphQL(GraphQL):
         self.app_context = app
 
     async def get_context(self, request: Any, response: Any) -> RequestContext:  # type: ignore[override]
-        actor = request_actor(request)
+        actor = request.state.actor
         return RequestContext(app=self.app_context, actor=actor, loaders=Loaders(self.app_context, actor))
+
+
+class AuthenticatedGraphQL:
+    """/graphql: every operation needs a bearer token, or a session cookie with its CSRF header.
+    The GraphiQL page itself (a GET for HTML) is served to anyone in development."""
+
+    def __init__(self, context: AppContext, graphql: EntitleGraphQL):
+        self.context = context
+        self.graphql = graphql
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        request = Request(scope, receive)
+        wants_ide = request.method == "GET" and "text/html" in request.headers.get("accept", "")
+        try:
+            credentials = await authenticate(request, self.context, "graphql")
+        except AuthenticationFailed as exc:
+            await _refuse(401, "UNAUTHENTICATED", exc.message)(scope, receive, send)
+            return
+        if credentials is None and not wants_ide:
+            response = _refuse(
+                401, "UNAUTHENTICATED", "authentication required: send 'Authorization: Bearer <token>' or log in"
+            )
+            await response(scope, receive, send)
+            return
+        if credentials is not None and credentials.session_secret is not None and not wants_ide:
+            if not csrf_matches(credentials.csrf_token, request.headers.get(CSRF_HEADER)):
+                await _refuse(403, "CSRF", f"a session-authenticated request needs the {CSRF_HEADER} header")(
+                    scope, receive, send
+                )
+                return
+        scope.setdefault("state", {})["actor"] = credentials.actor if credentials else None
+        await self.graphql(scope, receive, send)
+
+
+def _refuse(status: int, code: str, message: str) -> JSONResponse:
+    headers = {"WWW-Authenticate": 'Bearer realm="entitle"'} if status == 401 else {}
+    return JSONResponse({"errors": [{"message": message, "extensions": {"code": code}}]}, status, headers=headers)
 
 
 def create_app(
@@ -53,10 +91,9 @@ def create_app(
             await session.execute(text("SELECT 1"))
         return JSONResponse({"status": "ok"})
 
-    graphql = EntitleGraphQL(
+    graphql = AuthenticatedGraphQL(
         context,
-        graphql_ide=None if settings.production else "graphiql",
-        allow_queries_via_get=False,
+        EntitleGraphQL(context, graphql_ide=None if settings.production else "graphiql", allow_queries_via_get=False),
     )
     app = Starlette(
         routes=[

@@ -22,7 +22,9 @@ from api.db import Database
 from api.domain.periods import add_months
 from api.migrate import upgrade
 from api.programs.loader import read_program_file
-from api.services import contracts, parties, programs
+from api.auth import CSRF_HEADER, SESSION_COOKIE
+from api.models import StaffRole, UserKind
+from api.services import contracts, identity, parties, programs
 from api.services.context import Actor, AppContext, FixedClock
 
 TEST_DATABASE_ENV = "ENTITLE_TEST_DATABASE_URL"
@@ -157,13 +159,42 @@ def make_contract(ctx: AppContext, shipped_programs: list[str], make_customer): 
     return make
 
 
+ADMIN_EMAIL = "admin@tests.example"
+ADMIN_PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture(scope="session")
+async def admin_login(database: Database, database_url: str) -> identity.Login:
+    """One staff admin and one portal session for the whole run (sessions last 12 h from NOW)."""
+    ctx = AppContext(db=database, settings=Settings(database_url=database_url), clock=FixedClock(NOW))
+    await identity.create_user(
+        ctx,
+        ADMIN,
+        identity.NewUser(
+            email=ADMIN_EMAIL, name="Test Admin", password=ADMIN_PASSWORD, kind=UserKind.STAFF,
+            staff_role=StaffRole.ADMIN,
+        ),
+    )
+    return await identity.log_in(ctx, ADMIN_EMAIL, ADMIN_PASSWORD)
+
+
 @pytest.fixture
-async def client(settings: Settings, database: Database, clock: FixedClock) -> AsyncIterator[httpx.AsyncClient]:
+async def anonymous_client(
+    settings: Settings, database: Database, clock: FixedClock
+) -> AsyncIterator[httpx.AsyncClient]:
     from api.app import create_app
 
     app = create_app(settings, database=database, clock=clock)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as http:
         yield http
+
+
+@pytest.fixture
+async def client(anonymous_client: httpx.AsyncClient, admin_login: identity.Login) -> httpx.AsyncClient:
+    """A client logged in as a staff admin: session cookie plus its CSRF header."""
+    anonymous_client.cookies.set(SESSION_COOKIE, admin_login.session_secret)
+    anonymous_client.headers[CSRF_HEADER] = admin_login.csrf_token
+    return anonymous_client
 
 
 @pytest.fixture

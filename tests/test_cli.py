@@ -15,6 +15,7 @@ from api.config import PROJECT_ROOT
 from api.db import sync_url
 from api.models import Contract, EntitlementBalance, LedgerEntry, PlanRecord, ProgramRecord
 from api.programs.loader import read_program_file
+from api.services.demo import USERS
 
 PROGRAMS = sorted((PROJECT_ROOT / "programs").glob("*.toml"))
 
@@ -153,7 +154,7 @@ def test_demo_creates_a_contract_for_every_plan_and_is_idempotent(engine, capsys
     }
     assert main(["demo"]) == 0
     out = capsys.readouterr().out
-    assert f"{len(plans)} contract(s); {len(plans)} demo contracts in all" in out
+    assert f"{len(plans)} contract(s), {len(USERS)} user(s); {len(plans)} demo contracts in all" in out
     with engine.connect() as conn:
         contracted = set(
             conn.execute(
@@ -169,7 +170,7 @@ def test_demo_creates_a_contract_for_every_plan_and_is_idempotent(engine, capsys
 
     assert main(["demo"]) == 0
     out = capsys.readouterr().out
-    assert "created 0 customer(s), 0 partner(s), 0 contract(s)" in out
+    assert "created 0 customer(s), 0 partner(s), 0 contract(s), 0 user(s)" in out
     assert all(f"{code} (unchanged)" in out for code, _ in plans)
     assert count(engine, Contract) == len(plans)
     assert ledger_rows(engine) == ledger

@@ -8,7 +8,7 @@ from datetime import date
 
 from strawberry.dataloader import DataLoader
 
-from api.models import Customer
+from api.models import Customer, User
 from api.services import contracts, parties, programs
 from api.services.context import Actor, AppContext
 from api.services.contracts import EntitlementPeriod
@@ -35,11 +35,13 @@ class Loaders:
     customer: DataLoader[uuid.UUID, Customer | None] = field(init=False)
     plan: DataLoader[uuid.UUID, PlanView | None] = field(init=False)
     entitlements: DataLoader[tuple[uuid.UUID, date | None], list[EntitlementPeriod]] = field(init=False)
+    staff: DataLoader[uuid.UUID, User | None] = field(init=False)
 
     def __post_init__(self) -> None:
         self.customer = DataLoader(self._customers)
         self.plan = DataLoader(self._plans)
         self.entitlements = DataLoader(self._entitlements)
+        self.staff = DataLoader(self._staff)
 
     async def _customers(self, ids: list[uuid.UUID]) -> list[Customer | None]:
         found = await parties.get_customers_by_ids(self.app, self.actor, ids)
@@ -47,6 +49,10 @@ class Loaders:
 
     async def _plans(self, ids: list[uuid.UUID]) -> list[PlanView | None]:
         found = await programs.get_plans_by_ids(self.app, self.actor, ids)
+        return [found.get(i) for i in ids]
+
+    async def _staff(self, ids: list[uuid.UUID]) -> list[User | None]:
+        found = await contracts.get_staff_by_ids(self.app, self.actor, ids)
         return [found.get(i) for i in ids]
 
     async def _entitlements(self, keys: list[tuple[uuid.UUID, date | None]]) -> list[list[EntitlementPeriod]]:

@@ -7,13 +7,14 @@ from datetime import date, datetime
 from decimal import Decimal
 
 import strawberry
+import strawberry.scalars
 from strawberry.types import Info
 
 from api.graphql.context import RequestContext, parse_id
 from api.models import Contract, Customer, LedgerEntry, Partner, ProgramRecord
 from api.models.ledger import LedgerKind
 from api.programs.schema import Bucket
-from api.services import contracts, ledger
+from api.services import access, contracts, ledger
 from api.services.contracts import EntitlementPeriod
 from api.services.programs import PlanView, program_model
 
@@ -27,6 +28,17 @@ __all__ = [
     "PartnerType",
     "PlanType",
     "ProgramType",
+    "ApiTokenType",
+    "AuditEntryConnection",
+    "AuditEntryEdge",
+    "AuditEntryType",
+    "CorrespondentType",
+    "FilingCheckType",
+    "ScopeItemType",
+    "StaffMemberType",
+    "UserType",
+    "ViewerType",
+    "opt_id",
 ]
 
 LedgerKindEnum = strawberry.enum(LedgerKind, name="LedgerKind")
@@ -145,6 +157,29 @@ class ProgramType:
         )
 
 
+@strawberry.type(name="StaffMember")
+class StaffMemberType:
+    name: str
+    email: str
+
+
+@strawberry.enum(description="Who the provider writes to about a customer.")
+class CorrespondentKind(enum.Enum):
+    CUSTOMER = "customer"
+    PARTNER = "partner"
+
+
+@strawberry.type(
+    name="Correspondent",
+    description="Where replies, notifications and reports about a customer go: its managing partner, if any.",
+)
+class CorrespondentType:
+    kind: CorrespondentKind
+    name: str
+    email: str | None
+    partner_id: strawberry.ID | None
+
+
 @strawberry.type(name="Customer")
 class CustomerType:
     id: strawberry.ID
@@ -152,6 +187,17 @@ class CustomerType:
     name: str
     email: str | None
     country: str | None
+
+    @strawberry.field
+    async def correspondent(self, info: Info[RequestContext, None]) -> CorrespondentType:
+        ctx = info.context
+        found = await access.correspondent(ctx.app, ctx.actor, parse_id(self.id))
+        return CorrespondentType(
+            kind=CorrespondentKind(found.kind),
+            name=found.name,
+            email=found.email,
+            partner_id=None if found.partner_id is None else strawberry.ID(str(found.partner_id)),
+        )
 
     @classmethod
     def build(cls, customer: Customer) -> CustomerType:
@@ -293,10 +339,10 @@ class ContractType:
     end_date: date = strawberry.field(description="The last day of the term (inclusive).")
     monthly_fee: Decimal
     currency: str
-    client_manager_email: str | None
     custom_allowances: list[CustomAllowance]
     _customer_id: strawberry.Private[object]
     _plan_id: strawberry.Private[object]
+    _client_manager_id: strawberry.Private[object]
 
     @classmethod
     def build(cls, contract: Contract) -> ContractType:
@@ -307,16 +353,23 @@ class ContractType:
             end_date=contract.end_date,
             monthly_fee=contract.monthly_fee,
             currency=contract.currency,
-            client_manager_email=contract.client_manager_email,
             custom_allowances=[CustomAllowance(bucket=b, allowance=a) for b, a in contract.custom_allowances.items()],
             _customer_id=contract.customer_id,
             _plan_id=contract.plan_id,
+            _client_manager_id=contract.client_manager_id,
         )
 
     @strawberry.field
     async def customer(self, info: Info[RequestContext, None]) -> CustomerType | None:
         customer = await info.context.loaders.customer.load(self._customer_id)
         return None if customer is None else CustomerType.build(customer)
+
+    @strawberry.field(description="The provider's client manager assigned to this contract.")
+    async def client_manager(self, info: Info[RequestContext, None]) -> StaffMemberType | None:
+        if self._client_manager_id is None:
+            return None
+        user = await info.context.loaders.staff.load(self._client_manager_id)
+        return None if user is None else StaffMemberType(name=user.name, email=user.email)
 
     @strawberry.field
     async def plan(self, info: Info[RequestContext, None]) -> PlanType:
@@ -350,6 +403,94 @@ class ContractType:
         ctx = info.context
         page = await ledger.ledger_page(ctx.app, ctx.actor, parse_id(self.id), first=first, after=after)
         return LedgerEntryConnection(
-            edges=[LedgerEntryEdge(cursor=ledger.encode_cursor(e), node=LedgerEntryType.build(e)) for e in page.entries],
+            edges=[LedgerEntryEdge(cursor=ledger.entry_cursor(e), node=LedgerEntryType.build(e)) for e in page.entries],
             page_info=PageInfo(has_next_page=page.has_next_page, end_cursor=page.end_cursor),
         )
+
+
+@strawberry.type(name="ScopeItem", description="Something the provider does not do, and where the rule comes from.")
+class ScopeItemType:
+    code: str
+    text: str
+    list: str = strawberry.field(description="out_of_scope or out_of_support")
+    source: str = strawberry.field(description="plan, program or partner_program")
+    source_name: str
+    program_code: str
+
+
+@strawberry.type(name="FilingCheck", description="Whether the caller may file a ticket of a type for a customer.")
+class FilingCheckType:
+    allowed: bool
+    code: str | None = strawberry.field(description="The refusal's error code when not allowed.")
+    reason: str | None
+    contract_id: strawberry.ID | None
+
+
+@strawberry.type(name="Viewer", description="The caller, as the access policy sees it.")
+class ViewerType:
+    kind: str
+    name: str
+    roles: list[str]
+    customer_id: strawberry.ID | None
+    partner_id: strawberry.ID | None
+    read_only: bool
+
+
+@strawberry.type(name="User")
+class UserType:
+    id: strawberry.ID
+    email: str
+    name: str
+    kind: str
+    staff_role: str | None
+    customer_id: strawberry.ID | None
+    partner_id: strawberry.ID | None
+    active: bool
+    last_login_at: datetime | None
+
+
+@strawberry.type(name="ApiToken", description="An integrator's token; its secret is shown only when created.")
+class ApiTokenType:
+    id: strawberry.ID
+    name: str
+    prefix: str
+    scope: str
+    access: str
+    customer_id: strawberry.ID | None
+    partner_id: strawberry.ID | None
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    last_used_at: datetime | None
+
+
+@strawberry.type(name="AuditEntry", description="One change: who, for whom, what, when, through which interface.")
+class AuditEntryType:
+    id: strawberry.ID
+    occurred_at: datetime
+    actor_kind: str
+    actor_ref: str
+    actor_name: str
+    partner_id: strawberry.ID | None
+    on_behalf_of_customer_id: strawberry.ID | None
+    interface: str
+    action: str
+    target_type: str
+    target_id: str
+    detail: strawberry.scalars.JSON
+
+
+@strawberry.type
+class AuditEntryEdge:
+    cursor: str
+    node: AuditEntryType
+
+
+@strawberry.type
+class AuditEntryConnection:
+    edges: list[AuditEntryEdge]
+    page_info: PageInfo
+
+
+def opt_id(value: object) -> strawberry.ID | None:
+    return None if value is None else strawberry.ID(str(value))

@@ -1,12 +1,23 @@
 """SQLAlchemy tables, one module per aggregate; importing this registers them all on Base.metadata."""
 
+from api.models.audit import AuditEntry
 from api.models.base import Base
 from api.models.contracts import Contract
 from api.models.ledger import EntitlementBalance, LedgerEntry, LedgerKind
+from api.models.identity import ApiToken, LoginFailure, StaffRole, TokenAccess, TokenScope, User, UserKind, UserSession
 from api.models.parties import Customer, Partner, PartnerCustomer
 from api.models.programs import PlanRecord, ProgramRecord
 
 __all__ = [
+    "ApiToken",
+    "AuditEntry",
+    "LoginFailure",
+    "StaffRole",
+    "TokenAccess",
+    "TokenScope",
+    "User",
+    "UserKind",
+    "UserSession",
     "Base",
     "Contract",
     "Customer",

@@ -30,7 +30,7 @@ class Contract(HasId, Base):
     currency: Mapped[str] = mapped_column(String(3))
     # Allowances per period for buckets whose plan leaves them to the contract, in ledger units.
     custom_allowances: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
-    client_manager_email: Mapped[str | None] = mapped_column(String(254))
+    client_manager_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     def is_active_on(self, day: date) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import date, datetime
 
-from sqlalchemy import ForeignKey, String
+from sqlalchemy import ForeignKey, String, false, true
 from sqlalchemy.orm import Mapped, mapped_column
 
 from api.models.base import Base, HasId, utcnow
@@ -38,6 +38,11 @@ class PartnerCustomer(Base):
 
     partner_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("partners.id"), primary_key=True)
     customer_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("customers.id"), primary_key=True, index=True)
+    # Managed: the partner intermediates all communication; the provider writes to it, never the customer.
     managed: Mapped[bool] = mapped_column(default=True)
     production_access: Mapped[bool] = mapped_column(default=False)
+    # What the customer lets this partner do on its behalf.
+    can_file_tickets: Mapped[bool] = mapped_column(default=True, server_default=true())
+    can_view_entitlements: Mapped[bool] = mapped_column(default=True, server_default=true())
+    can_book_activities: Mapped[bool] = mapped_column(default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from typing import Literal, Protocol
 from zoneinfo import ZoneInfo
@@ -13,7 +13,7 @@ from api.db import Database
 
 __all__ = ["Actor", "AppContext", "Clock", "FixedClock", "SystemClock"]
 
-ActorKind = Literal["system", "staff", "customer", "partner", "integrator"]
+ActorKind = Literal["system", "staff", "customer", "partner"]
 
 
 class Clock(Protocol):
@@ -37,7 +37,10 @@ class FixedClock:
 
 @dataclass(frozen=True)
 class Actor:
-    """Who is acting, passed to every service function; the access policy decides from it."""
+    """Who is acting, passed to every service function; the access policy decides from it alone.
+
+    `roles` holds the staff roles (admin, client_manager, support_engineer) and "integrator" for a
+    provider-scoped API token. `interface` says where the request came in, for the audit log."""
 
     kind: ActorKind
     ref: str
@@ -45,14 +48,21 @@ class Actor:
     customer_id: uuid.UUID | None = None
     partner_id: uuid.UUID | None = None
     roles: frozenset[str] = frozenset()
+    user_id: uuid.UUID | None = None
+    token_id: uuid.UUID | None = None
+    read_only: bool = False
+    interface: str = "api"
 
     @classmethod
-    def system(cls, ref: str) -> Actor:
-        return cls(kind="system", ref=ref, name=ref, roles=frozenset({"admin"}))
+    def system(cls, ref: str, interface: str = "cli") -> Actor:
+        return cls(kind="system", ref=f"system:{ref}", name=ref, roles=frozenset({"admin"}), interface=interface)
 
     @property
     def is_provider(self) -> bool:
         return self.kind in ("system", "staff")
+
+    def via(self, interface: str) -> Actor:
+        return replace(self, interface=interface)
 
 
 @dataclass

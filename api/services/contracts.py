@@ -13,9 +13,9 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.domain.periods import Period, period_containing, periods_of_term
-from api.models import Contract, Customer, EntitlementBalance, PlanRecord, ProgramRecord
+from api.models import Contract, Customer, EntitlementBalance, PlanRecord, ProgramRecord, StaffRole, User, UserKind
 from api.programs.schema import Bucket
-from api.services import policy
+from api.services import audit, policy
 from api.services.context import Actor, AppContext
 from api.services.errors import Conflict, NotFound, ValidationFailed, check_email
 from api.services.programs import PlanView, plan_view
@@ -30,6 +30,7 @@ __all__ = [
     "entitlements_for_contracts",
     "get_contract",
     "get_contracts_by_ids",
+    "get_staff_by_ids",
     "list_contracts",
     "load_contract_view",
 ]
@@ -128,7 +129,6 @@ async def create_contract(ctx: AppContext, actor: Actor, new: NewContract) -> Co
         )
     if not re.fullmatch(r"[A-Z]{3}", new.currency):
         raise ValidationFailed(f"currency {new.currency!r} must be an ISO 4217 code such as EUR", field="currency")
-    check_email(new.client_manager_email, field="clientManagerEmail")
 
     async with ctx.db.write() as session:
         if await session.get(Customer, new.customer_id) is None:
@@ -144,6 +144,7 @@ async def create_contract(ctx: AppContext, actor: Actor, new: NewContract) -> Co
             raise NotFound("plan", f"{new.program_code}/{new.plan_code}", field="planCode")
         plan = plan_view(*row)
         _check_custom_allowances(plan, new.custom_allowances)
+        client_manager_id = await _client_manager(session, new.client_manager_email)
         if await session.scalar(select(Contract.id).where(Contract.reference == new.reference)):
             raise Conflict(f"a contract with reference {new.reference!r} already exists", field="reference")
         contract = Contract(
@@ -155,12 +156,43 @@ async def create_contract(ctx: AppContext, actor: Actor, new: NewContract) -> Co
             monthly_fee=new.monthly_fee,
             currency=new.currency,
             custom_allowances=dict(new.custom_allowances),
-            client_manager_email=new.client_manager_email,
+            client_manager_id=client_manager_id,
             created_at=ctx.now(),
         )
         session.add(contract)
         await session.flush()
+        await audit.record(
+            session, ctx, actor, "contract.create", target_type="contract", target_id=contract.id,
+            on_behalf_of_customer_id=contract.customer_id,
+            detail={"reference": contract.reference, "plan": f"{new.program_code}/{new.plan_code}"},
+        )
         return contract
+
+
+async def _client_manager(session: AsyncSession, email: str | None) -> uuid.UUID | None:
+    """The staff user a contract is assigned to, named by e-mail address."""
+    if email is None:
+        return None
+    check_email(email, field="clientManagerEmail")
+    user = await session.scalar(
+        select(User).where(
+            User.email == email.strip().lower(),
+            User.kind == UserKind.STAFF,
+            User.staff_role.in_([StaffRole.CLIENT_MANAGER, StaffRole.ADMIN]),
+            User.active,
+        )
+    )
+    if user is None:
+        raise ValidationFailed(f"no active client manager has the e-mail address {email}", field="clientManagerEmail")
+    return user.id
+
+
+async def get_staff_by_ids(ctx: AppContext, actor: Actor, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, User]:
+    """Staff members named on contracts the caller can see (client managers are no secret to their customers)."""
+    policy.require(actor, "contract.read")
+    async with ctx.db.read() as session:
+        rows = await session.scalars(select(User).where(User.id.in_(set(ids)), User.kind == UserKind.STAFF))
+        return {row.id: row for row in rows}
 
 
 def _check_custom_allowances(plan: PlanView, given: dict[str, int]) -> None:

@@ -14,9 +14,9 @@ from pathlib import Path
 from sqlalchemy import select
 
 from api.domain.periods import add_months
-from api.models import Contract, Customer, Partner
+from api.models import Contract, Customer, Partner, StaffRole, User, UserKind
 from api.programs.loader import read_program_file
-from api.services import contracts, ledger, parties, programs
+from api.services import contracts, identity, ledger, parties, programs
 from api.services.context import Actor, AppContext
 
 __all__ = ["DemoReport", "load_demo"]
@@ -39,7 +39,7 @@ PARTNERS = [
 LINKS = [
     # (partner, customer, managed, production access)
     ("northwind-solutions", "globex", True, True),
-    ("northwind-solutions", "acme-retail", False, False),
+    ("northwind-solutions", "acme-retail", False, False),  # works with Acme, does not manage it
     ("bluefin-digital", "initech", True, False),
 ]
 # Which customer holds the demo contract of each plan, and the per-contract allowances of Custom plans.
@@ -55,6 +55,17 @@ CUSTOM_ALLOWANCES = {
     ("partner-support", "enterprise"): {"support-hours": 40 * 60},
     ("partner-support", "premium"): {"support-hours": 20 * 60},
 }
+DEMO_PASSWORD = "entitle-demo-2026"
+# (e-mail, name, kind, staff role, customer code, partner code): one user of each role.
+USERS = [
+    ("admin@entitle.example", "Ada Admin", "staff", "admin", None, None),
+    ("client.manager@entitle.example", "Carl Manager", "staff", "client_manager", None, None),
+    ("support@entitle.example", "Sam Support", "staff", "support_engineer", None, None),
+    ("anna@acme-retail.example", "Anna (Acme Retail, direct customer)", "customer", None, "acme-retail", None),
+    ("gus@globex.example", "Gus (Globex, managed by Northwind)", "customer", None, "globex", None),
+    ("nora@northwind.example", "Nora (Northwind, certified partner)", "partner", None, None, "northwind-solutions"),
+    ("ben@bluefin.example", "Ben (Bluefin, uncertified partner)", "partner", None, None, "bluefin-digital"),
+]
 FEES = {"EUR": Decimal("2500.00"), "DKK": Decimal("18500.00")}
 
 
@@ -66,6 +77,8 @@ class DemoReport:
     contracts_created: int = 0
     consumptions: int = 0
     contract_references: list[str] = field(default_factory=list)
+    users_created: int = 0
+    logins: list[tuple[str, str, str]] = field(default_factory=list)  # (e-mail, password, who)
 
 
 async def load_demo(ctx: AppContext, programs_dir: Path) -> DemoReport:
@@ -79,6 +92,7 @@ async def load_demo(ctx: AppContext, programs_dir: Path) -> DemoReport:
         customers = {c.code: c for c in await session.scalars(select(Customer))}
         partners = {p.code: p for p in await session.scalars(select(Partner))}
         existing_refs = set(await session.scalars(select(Contract.reference)))
+        existing_users = set(await session.scalars(select(User.email)))
 
     for code, name, email, country in CUSTOMERS:
         if code not in customers:
@@ -103,6 +117,25 @@ async def load_demo(ctx: AppContext, programs_dir: Path) -> DemoReport:
             production_access=production,
         )
 
+    for email, name, kind, role, customer, partner in USERS:
+        report.logins.append((email, DEMO_PASSWORD, name))
+        if email in existing_users:
+            continue
+        await identity.create_user(
+            ctx,
+            ACTOR,
+            identity.NewUser(
+                email=email,
+                name=name,
+                password=DEMO_PASSWORD,
+                kind=UserKind(kind),
+                staff_role=None if role is None else StaffRole(role),
+                customer_id=None if customer is None else customers[customer].id,
+                partner_id=None if partner is None else partners[partner].id,
+            ),
+        )
+        report.users_created += 1
+
     # Terms started on the 15th about four months ago, so every demo contract is in force and
     # contract-anchored quarters do not line up with calendar quarters.
     effective = add_months(today, -4).replace(day=15)
@@ -126,7 +159,7 @@ async def load_demo(ctx: AppContext, programs_dir: Path) -> DemoReport:
                         monthly_fee=FEES.get(program.currency, Decimal("1000.00")),
                         currency=program.currency,
                         custom_allowances=CUSTOM_ALLOWANCES.get((record.code, plan.record.code), {}),
-                        client_manager_email="client.manager@entitle.example",
+                        client_manager_email=USERS[1][0],
                     ),
                 )
                 report.contracts_created += 1

@@ -7,14 +7,17 @@ import re
 from typing import Any
 
 __all__ = [
+    "AuthenticationFailed",
     "Conflict",
     "ContractInactive",
     "DomainError",
     "ErrorCode",
     "InsufficientBalance",
     "NotFound",
+    "OutOfScope",
     "PeriodEnded",
     "PermissionDenied",
+    "TooManyAttempts",
     "ValidationFailed",
     "check_email",
 ]
@@ -35,6 +38,10 @@ class ErrorCode(enum.StrEnum):
     NOT_REVERSIBLE = "not_reversible"
     PROGRAM_IN_USE = "program_in_use"
     PERMISSION_DENIED = "permission_denied"
+    OUT_OF_SCOPE = "out_of_scope"
+    PARTNER_NOT_ELIGIBLE = "partner_not_eligible"
+    UNAUTHENTICATED = "unauthenticated"
+    THROTTLED = "throttled"
 
 
 class DomainError(Exception):
@@ -67,6 +74,28 @@ class Conflict(DomainError):
 
 class PermissionDenied(DomainError):
     default_code = ErrorCode.PERMISSION_DENIED
+
+
+class OutOfScope(DomainError):
+    """The request is outside what the provider supports (the seeds' out-of-scope rules)."""
+
+    default_code = ErrorCode.OUT_OF_SCOPE
+
+
+class AuthenticationFailed(DomainError):
+    """Credentials missing, wrong, expired or revoked. Interfaces answer 401."""
+
+    default_code = ErrorCode.UNAUTHENTICATED
+
+
+class TooManyAttempts(DomainError):
+    """Too many failed logins for one account in the throttle window. Interfaces answer 429."""
+
+    default_code = ErrorCode.THROTTLED
+
+    def __init__(self, message: str, *, retry_after_seconds: int):
+        super().__init__(message, retry_after_seconds=retry_after_seconds)
+        self.retry_after_seconds = retry_after_seconds
 
 
 class InsufficientBalance(DomainError):

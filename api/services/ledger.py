@@ -3,7 +3,6 @@ with the balance row it changes; the balance never leaves [0, allowance], whatev
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import uuid
@@ -12,7 +11,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -20,9 +19,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from api.domain.periods import Period
 from api.models import Contract, Customer, EntitlementBalance, LedgerEntry, LedgerKind
 from api.programs.schema import Bucket
-from api.services import policy
+from api.services import audit, policy
 from api.services.context import Actor, AppContext
 from api.services.contracts import ContractView, EntitlementPeriod, load_contract_view
+from api.services.paging import check_first, encode_cursor, older_than
 from api.services.errors import (
     Conflict,
     ContractInactive,
@@ -40,12 +40,11 @@ __all__ = [
     "LedgerPage",
     "adjust_entitlement",
     "consume_entitlement",
-    "encode_cursor",
+    "entry_cursor",
     "ledger_page",
     "reverse_entry",
 ]
 
-MAX_PAGE = 200
 MAX_QUANTITY = 2**31 - 1  # a GraphQL Int; far beyond any allowance, and safe in every integer column
 
 
@@ -297,6 +296,11 @@ async def _post(
     )
     session.add(entry)
     await session.flush()
+    await audit.record(
+        session, ctx, actor, f"ledger.{kind.value}", target_type="ledger_entry", target_id=entry.id,
+        on_behalf_of_customer_id=on_behalf_of_customer_id or view.contract.customer_id,
+        detail={"contract": view.contract.reference, "bucket": bucket_code, "quantity": units},
+    )
     return LedgerOutcome(entry, _period_view(ctx, view, bucket_code, period, consumed), replayed=False)
 
 
@@ -461,16 +465,8 @@ async def adjust_entitlement(ctx: AppContext, actor: Actor, request: Adjustment)
     return await _idempotent(ctx, actor, request.contract_id, request.idempotency_key, request_hash, work)
 
 
-def encode_cursor(entry: LedgerEntry) -> str:
-    return base64.urlsafe_b64encode(f"{entry.created_at.isoformat()}|{entry.id}".encode()).decode()
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    try:
-        created, ident = base64.urlsafe_b64decode(cursor.encode()).decode().split("|")
-        return datetime.fromisoformat(created), uuid.UUID(ident)
-    except (ValueError, UnicodeDecodeError):
-        raise ValidationFailed(f"cursor {cursor!r} is not one this API gave out", field="after") from None
+def entry_cursor(entry: LedgerEntry) -> str:
+    return encode_cursor(entry.created_at, entry.id)
 
 
 async def ledger_page(
@@ -478,8 +474,7 @@ async def ledger_page(
 ) -> LedgerPage:
     """A contract's ledger, newest first, paged by keyset on (created_at, id)."""
     policy.require(actor, "contract.read")
-    if not 1 <= first <= MAX_PAGE:
-        raise ValidationFailed(f"first must be between 1 and {MAX_PAGE}", field="first")
+    check_first(first)
     query = (
         select(LedgerEntry)
         .where(LedgerEntry.contract_id == contract_id)
@@ -487,15 +482,9 @@ async def ledger_page(
         .limit(first + 1)
     )
     if after is not None:
-        created, ident = _decode_cursor(after)
-        query = query.where(
-            or_(
-                LedgerEntry.created_at < created,
-                and_(LedgerEntry.created_at == created, LedgerEntry.id < ident),
-            )
-        )
+        query = query.where(older_than(LedgerEntry.created_at, LedgerEntry.id, after))
     async with ctx.db.read() as session:
         await load_contract_view(session, actor, contract_id)
         entries = list(await session.scalars(query))
     page = entries[:first]
-    return LedgerPage(page, len(entries) > first, encode_cursor(page[-1]) if page else None)
+    return LedgerPage(page, len(entries) > first, entry_cursor(page[-1]) if page else None)

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.models import Customer, Partner, PartnerCustomer
-from api.services import policy
+from api.services import audit, policy
 from api.services.context import Actor, AppContext
 from api.services.errors import Conflict, NotFound, ValidationFailed, check_email
 
@@ -72,6 +72,10 @@ async def create_customer(ctx: AppContext, actor: Actor, new: NewCustomer) -> Cu
         )
         session.add(customer)
         await session.flush()
+        await audit.record(
+            session, ctx, actor, "customer.create", target_type="customer", target_id=customer.id,
+            on_behalf_of_customer_id=customer.id, detail={"code": customer.code},
+        )
         return customer
 
 
@@ -90,6 +94,10 @@ async def create_partner(ctx: AppContext, actor: Actor, new: NewPartner) -> Part
         )
         session.add(partner)
         await session.flush()
+        await audit.record(
+            session, ctx, actor, "partner.create", target_type="partner", target_id=partner.id,
+            detail={"code": partner.code},
+        )
         return partner
 
 
@@ -101,6 +109,9 @@ async def link_partner(
     customer_id: uuid.UUID,
     managed: bool,
     production_access: bool,
+    can_file_tickets: bool = True,
+    can_view_entitlements: bool = True,
+    can_book_activities: bool = False,
 ) -> PartnerCustomer:
     """Say that a partner manages (or just works with) a customer; linking again updates the link."""
     policy.require(actor, "partner.link")
@@ -113,7 +124,21 @@ async def link_partner(
             session.add(link)
         link.managed = managed
         link.production_access = production_access
+        link.can_file_tickets = can_file_tickets
+        link.can_view_entitlements = can_view_entitlements
+        link.can_book_activities = can_book_activities
         await session.flush()
+        await audit.record(
+            session, ctx, actor, "partner.link", target_type="partner", target_id=partner_id,
+            on_behalf_of_customer_id=customer_id,
+            detail={
+                "managed": managed,
+                "production_access": production_access,
+                "can_file_tickets": can_file_tickets,
+                "can_view_entitlements": can_view_entitlements,
+                "can_book_activities": can_book_activities,
+            },
+        )
         return link
 
 
@@ -140,4 +165,4 @@ async def get_customers_by_ids(ctx: AppContext, actor: Actor, ids: Sequence[uuid
 async def list_partners(ctx: AppContext, actor: Actor) -> list[Partner]:
     policy.require(actor, "partner.read")
     async with ctx.db.read() as session:
-        return list(await session.scalars(select(Partner).order_by(Partner.code)))
+        return list(await session.scalars(policy.visible_partners(actor).order_by(Partner.code)))

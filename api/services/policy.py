@@ -1,68 +1,111 @@
 """The access policy, as data: which actor may take which action, and which rows each actor sees.
 
-Every service function asks here; nothing else in the code base decides who may do what.
+Every service function asks here; nothing else in the code base decides who may do what. An object
+outside an actor's rows is answered exactly as one that does not exist.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import uuid
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, and_, select
 
-from api.models import Contract, Customer, PartnerCustomer
+from api.models import Contract, Customer, Partner, PartnerCustomer
 from api.services.context import Actor
 from api.services.errors import PermissionDenied
 
-__all__ = ["ACTIONS", "require", "visible_contracts", "visible_customers"]
+__all__ = [
+    "ACTIONS",
+    "OUT_OF_SCOPE_MESSAGE",
+    "Rule",
+    "partner_link",
+    "principals",
+    "require",
+    "visible_contracts",
+    "visible_customers",
+    "visible_partners",
+]
+
+ANYONE = "*"
+STAFF = frozenset({"admin", "client_manager", "support_engineer"})
+PROVIDER_WRITERS = frozenset({"admin", "client_manager", "integrator"})
+OUT_OF_SCOPE_MESSAGE = (
+    "The provider acts for a customer only at the request of that customer or of one of its official "
+    "partners; requests from anyone else are out of scope."
+)
 
 
-def _provider(actor: Actor) -> bool:
-    return actor.is_provider
+class Rule:
+    """Who may take an action: principals are actor kinds ('customer', 'partner') and staff roles
+    ('admin', 'client_manager', 'support_engineer', 'integrator' for provider tokens)."""
+
+    def __init__(self, description: str, *allowed: str, writes: bool):
+        self.description = description
+        self.allowed = frozenset(allowed)
+        self.writes = writes
+
+    def allows(self, actor: Actor) -> bool:
+        return ANYONE in self.allowed or bool(self.allowed & principals(actor))
 
 
-def _admin(actor: Actor) -> bool:
-    return actor.is_provider and "admin" in actor.roles
-
-
-def _anyone(actor: Actor) -> bool:
-    return True
-
-
-ACTIONS: dict[str, Callable[[Actor], bool]] = {
-    "program.read": _anyone,
-    "program.load": _admin,
-    "customer.read": _anyone,  # rows are scoped by visible_customers
-    "customer.create": _provider,
-    "partner.read": _provider,
-    "partner.create": _provider,
-    "partner.link": _provider,
-    "contract.read": _anyone,  # rows are scoped by visible_contracts
-    "contract.create": _provider,
-    "entitlement.consume": _provider,
-    "ledger.reverse": _provider,
-    "ledger.adjust": _admin,
+# Reads marked ANYONE are still limited to the rows the visible_* queries below give each actor.
+ACTIONS: dict[str, Rule] = {
+    "program.read": Rule("read programs", ANYONE, writes=False),
+    "program.load": Rule("load programs", "admin", writes=True),
+    "customer.read": Rule("read customers", ANYONE, writes=False),
+    "customer.create": Rule("create customers", *PROVIDER_WRITERS, writes=True),
+    "partner.read": Rule("read partners", *STAFF, "integrator", "partner", writes=False),
+    "partner.create": Rule("create partners", "admin", "integrator", writes=True),
+    # A link hands the partner the customer's data (all its contracts, not just one client manager's):
+    # granting that is for admins and integrators, not for a client manager.
+    "partner.link": Rule("link partners to customers", "admin", "integrator", writes=True),
+    "contract.read": Rule("read contracts", ANYONE, writes=False),
+    "contract.create": Rule("create contracts", *PROVIDER_WRITERS, writes=True),
+    "entitlement.consume": Rule("consume entitlements", *PROVIDER_WRITERS, "support_engineer", writes=True),
+    "ledger.reverse": Rule("reverse ledger entries", *PROVIDER_WRITERS, writes=True),
+    "ledger.adjust": Rule("adjust entitlements", "admin", writes=True),
+    "scope.read": Rule("read what is out of scope", ANYONE, writes=False),
+    "ticket.check": Rule("check whether a ticket may be filed", ANYONE, writes=False),
+    "audit.read": Rule("read the audit log", *STAFF, writes=False),
+    "user.read": Rule("read users", "admin", writes=False),
+    "user.manage": Rule("manage users", "admin", writes=True),
+    "token.manage": Rule("manage API tokens", "admin", writes=True),
 }
 
 
+def principals(actor: Actor) -> frozenset[str]:
+    return frozenset({actor.kind}) | actor.roles
+
+
 def require(actor: Actor, action: str) -> None:
-    allowed = ACTIONS[action]
-    if not allowed(actor):
-        raise PermissionDenied(f"{actor.name} may not {action.replace('.', ' ')}")
+    rule = ACTIONS[action]
+    if rule.writes and actor.read_only:
+        raise PermissionDenied(f"{actor.name} has read-only access and may not {rule.description}")
+    if not rule.allows(actor):
+        raise PermissionDenied(f"{actor.name} may not {rule.description}")
 
 
-def _managed_customer_ids(actor: Actor) -> Select[tuple]:
-    return select(PartnerCustomer.customer_id).where(PartnerCustomer.partner_id == actor.partner_id)
+def _sees_everything(actor: Actor) -> bool:
+    return actor.kind == "system" or bool(actor.roles & {"admin", "support_engineer", "integrator"})
+
+
+def _linked_customers(partner_id: uuid.UUID | None, *conditions) -> Select[tuple[uuid.UUID]]:  # type: ignore[no-untyped-def]
+    return select(PartnerCustomer.customer_id).where(PartnerCustomer.partner_id == partner_id, *conditions)
 
 
 def visible_contracts(actor: Actor) -> Select[tuple[Contract]]:
     """The one query every contract read starts from."""
     query = select(Contract)
-    if actor.is_provider:
+    if _sees_everything(actor):
         return query
-    if actor.kind == "customer" and actor.customer_id is not None:
+    if "client_manager" in actor.roles:
+        return query.where(Contract.client_manager_id == actor.user_id)
+    if actor.kind == "customer":
         return query.where(Contract.customer_id == actor.customer_id)
-    if actor.kind == "partner" and actor.partner_id is not None:
-        return query.where(Contract.customer_id.in_(_managed_customer_ids(actor)))
+    if actor.kind == "partner":
+        return query.where(
+            Contract.customer_id.in_(_linked_customers(actor.partner_id, PartnerCustomer.can_view_entitlements))
+        )
     return query.where(False)
 
 
@@ -70,8 +113,24 @@ def visible_customers(actor: Actor) -> Select[tuple[Customer]]:
     query = select(Customer)
     if actor.is_provider:
         return query
-    if actor.kind == "customer" and actor.customer_id is not None:
+    if actor.kind == "customer":
         return query.where(Customer.id == actor.customer_id)
-    if actor.kind == "partner" and actor.partner_id is not None:
-        return query.where(Customer.id.in_(_managed_customer_ids(actor)))
+    if actor.kind == "partner":
+        return query.where(Customer.id.in_(_linked_customers(actor.partner_id)))
     return query.where(False)
+
+
+def visible_partners(actor: Actor) -> Select[tuple[Partner]]:
+    query = select(Partner)
+    if actor.is_provider:
+        return query
+    if actor.kind == "partner":
+        return query.where(Partner.id == actor.partner_id)
+    return query.where(False)
+
+
+def partner_link(actor: Actor, customer_id: uuid.UUID) -> Select[tuple[PartnerCustomer]]:
+    """The link through which a partner actor acts for a customer (no row: it does not)."""
+    return select(PartnerCustomer).where(
+        and_(PartnerCustomer.partner_id == actor.partner_id, PartnerCustomer.customer_id == customer_id)
+    )

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from api.models import Contract, PlanRecord, ProgramRecord
 from api.programs.loader import ParsedProgram
 from api.programs.schema import Bucket, Plan, Program
-from api.services import policy
+from api.services import audit, policy
 from api.services.context import Actor, AppContext
 from api.services.errors import Conflict, ErrorCode, NotFound, ValidationFailed
 
@@ -80,7 +80,14 @@ async def load_programs(ctx: AppContext, actor: Actor, parsed: Sequence[ParsedPr
     if duplicates:
         raise ValidationFailed(f"program code {duplicates[0]!r} is defined by more than one file", field="code")
     async with ctx.db.write() as session:
-        return [await _load_one(session, ctx, item) for item in parsed]
+        outcomes = [await _load_one(session, ctx, item) for item in parsed]
+        for outcome in outcomes:
+            if outcome.status != "unchanged":
+                await audit.record(
+                    session, ctx, actor, f"program.{outcome.status}", target_type="program",
+                    target_id=outcome.program.id, detail={"code": outcome.code, "version": outcome.program.version},
+                )
+        return outcomes
 
 
 async def _load_one(session: AsyncSession, ctx: AppContext, parsed: ParsedProgram) -> LoadOutcome:

@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from api.services import ledger
+from api.models import StaffRole, UserKind
+from api.services import identity, ledger
 from tests.conftest import ADMIN, unique
 from tests.graphql.helpers import PERIOD_FIELDS, consume, entitlements
 
@@ -26,7 +27,7 @@ mutation CreateCustomer($input: CreateCustomerInput!) {
 """
 
 CONTRACT_FIELDS = """
-    id reference effectiveDate endDate monthlyFee currency clientManagerEmail
+    id reference effectiveDate endDate monthlyFee currency clientManager { name email }
     customAllowances { bucket allowance }
     customer { id code name }
     plan {
@@ -144,10 +145,23 @@ async def create_contract(gql, customer_id: object, **fields: Any) -> dict[str, 
     return (await gql(CREATE_CONTRACT, {"input": contract_input(customer_id, **fields)}))["createContract"]
 
 
-async def test_create_contract(gql, shipped_programs, make_customer):
+async def make_staff(ctx, role: StaffRole, name: str = "Carla Manager"):  # type: ignore[no-untyped-def]
+    return await identity.create_user(
+        ctx,
+        ADMIN,
+        identity.NewUser(
+            email=f"{unique('staff')}@provider.example", name=name, password="a long enough password",
+            kind=UserKind.STAFF, staff_role=role,
+        ),
+    )
+
+
+async def test_create_contract(gql, ctx, shipped_programs, make_customer):
     customer = await make_customer(name="Contract Holder")
+    manager = await make_staff(ctx, StaffRole.CLIENT_MANAGER)
     reference = unique("ORD")
-    result = await create_contract(gql, customer.id, reference=reference, clientManagerEmail="cm@provider.example")
+    # The e-mail address is matched case-insensitively to the staff user.
+    result = await create_contract(gql, customer.id, reference=reference, clientManagerEmail=manager.email.upper())
     assert result["__typename"] == "CreateContractSuccess"
     contract = result["contract"]
     assert uuid.UUID(contract["id"])
@@ -157,7 +171,7 @@ async def test_create_contract(gql, shipped_programs, make_customer):
         "endDate": "2027-02-14",
         "monthlyFee": "1200.50",
         "currency": "EUR",
-        "clientManagerEmail": "cm@provider.example",
+        "clientManager": {"name": "Carla Manager", "email": manager.email},
         "customAllowances": [],
     }
     assert contract["customer"] == {"id": str(customer.id), "code": customer.code, "name": "Contract Holder"}
@@ -273,6 +287,32 @@ async def test_create_contract_refusals_write_nothing(gql, make_customer, fields
     assert result["field"] == field
     assert text in result["message"], result["message"]
     assert await contracts_of(gql, customer.id) == []
+
+
+async def test_the_client_manager_must_be_an_active_client_manager_or_admin(gql, ctx, make_customer):
+    customer = await make_customer()
+    admin = await make_staff(ctx, StaffRole.ADMIN, name="Ada Admin")
+    engineer = await make_staff(ctx, StaffRole.SUPPORT_ENGINEER, name="Sam Support")
+    customer_user = await identity.create_user(
+        ctx, ADMIN,
+        identity.NewUser(email=f"{unique('cust')}@customer.example", name="A Customer", password="a long enough password",
+                         kind=UserKind.CUSTOMER, customer_id=customer.id),
+    )
+    for email in (engineer.email, customer_user.email, f"{unique('nobody')}@provider.example"):
+        result = await create_contract(gql, customer.id, clientManagerEmail=email)
+        assert result == {
+            "__typename": "ValidationError",
+            "code": "INVALID",
+            "message": f"no active client manager has the e-mail address {email}",
+            "field": "clientManagerEmail",
+        }
+    assert await contracts_of(gql, customer.id) == []
+
+    result = await create_contract(gql, customer.id, clientManagerEmail=admin.email)
+    assert result["__typename"] == "CreateContractSuccess"
+    assert result["contract"]["clientManager"] == {"name": "Ada Admin", "email": admin.email}
+    without = await create_contract(gql, customer.id)
+    assert without["contract"]["clientManager"] is None
 
 
 async def test_create_contract_with_a_taken_reference_is_a_conflict(gql, make_customer, make_contract):

@@ -25,7 +25,7 @@ async def assert_untouched(  # type: ignore[no-untyped-def]
 # ---- consumeEntitlement ------------------------------------------------------------------------
 
 
-async def test_consume(gql, make_contract):
+async def test_consume(gql, make_contract, admin_login):
     contract = await make_contract()
     result = await consume(gql, contract.id, 2, on=Q1_DAY, reason="  code review ")
     assert result["__typename"] == "LedgerEntrySuccess"
@@ -42,7 +42,7 @@ async def test_consume(gql, make_contract):
         "kind": "CONSUME",
         "reason": "code review",
         "actorKind": "staff",
-        "actorRef": "api-client",
+        "actorRef": f"user:{admin_login.user.id}",  # the admin whose session the client uses
         "onBehalfOfCustomerId": None,
         "idempotencyKey": None,
         "reversesEntryId": None,

@@ -11,6 +11,7 @@ from decimal import Decimal
 import httpx
 import pytest
 
+from api.auth import CSRF_HEADER, SESSION_COOKIE
 from api.config import PROJECT_ROOT, Settings
 from api.graphql.schema import build_schema
 from api.services import ledger
@@ -54,11 +55,13 @@ async def test_mutations_via_get_are_refused(client):
 
 
 @pytest.fixture
-async def shallow_client(settings, database, clock) -> AsyncIterator[httpx.AsyncClient]:
+async def shallow_client(settings, database, clock, admin_login) -> AsyncIterator[httpx.AsyncClient]:
     from api.app import create_app
 
     app = create_app(replace(settings, graphql_max_depth=3, graphql_max_aliases=2), database=database, clock=clock)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as http:
+        http.cookies.set(SESSION_COOKIE, admin_login.session_secret)
+        http.headers[CSRF_HEADER] = admin_login.csrf_token
         yield http
 
 

@@ -1,4 +1,5 @@
-"""The portal: contract list, contract page with its htmx partial, programs, static files, health."""
+"""The portal, logged in as a staff admin: contract list, contract page with its htmx partial, programs,
+static files, health."""
 
 from __future__ import annotations
 
@@ -32,10 +33,10 @@ async def consume(ctx, contract, bucket: str, quantity: int, on: date | None = N
     await ledger.consume_entitlement(ctx, ADMIN, ledger.Consumption(contract.id, bucket, Decimal(quantity), on=on))
 
 
-async def test_home_lists_contracts_with_links(client, make_customer, make_contract):
+async def test_home_lists_contracts_with_links(portal, make_customer, make_contract):
     customer = await make_customer(name=unique("Portal Customer"))
     contract = await make_contract(customer=customer, monthly_fee=Decimal("1234.50"))
-    response = await client.get("/")
+    response = await portal.get("/")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/html")
     page = response.text
@@ -46,15 +47,15 @@ async def test_home_lists_contracts_with_links(client, make_customer, make_contr
     assert row
     assert text_of(row.group(0)) == f"{contract.reference} {customer.name} 2026-02-15 – 2027-02-14 1234.50 EUR"
 
-    followed = await client.get(link.group(1))
+    followed = await portal.get(link.group(1))
     assert followed.status_code == 200
     assert f"<h1>{contract.reference}</h1>" in followed.text
 
 
-async def test_contract_page_shows_remaining_activities(client, ctx, make_contract):
+async def test_contract_page_shows_remaining_activities(portal, ctx, make_contract):
     contract = await make_contract()
     await consume(ctx, contract, "activities", 2)
-    response = await client.get(f"/contracts/{contract.id}")
+    response = await portal.get(f"/contracts/{contract.id}")
     assert response.status_code == 200
     page = response.text
     assert page.lstrip().startswith("<!doctype html>")
@@ -69,34 +70,34 @@ async def test_contract_page_shows_remaining_activities(client, ctx, make_contra
     assert "Nothing consumed yet." not in page
 
 
-async def test_contract_page_formats_hours(client, ctx, make_contract):
+async def test_contract_page_formats_hours(portal, ctx, make_contract):
     contract = await make_contract(program="premium-availability", plan="premium-16")
     await consume(ctx, contract, "expert-hours", 90)
-    page = (await client.get(f"/contracts/{contract.id}")).text
+    page = (await portal.get(f"/contracts/{contract.id}")).text
     [row] = entitlement_rows(page)
     assert row[1:5] == ["2026-02-15 – 2026-03-31", "16 h", "1 h 30 min", "14 h 30 min"]
     assert row[5] == "in 21 days (2026-03-31)"
 
 
-async def test_contract_page_with_nothing_consumed(client, make_contract):
+async def test_contract_page_with_nothing_consumed(portal, make_contract):
     contract = await make_contract()
-    page = (await client.get(f"/contracts/{contract.id}")).text
+    page = (await portal.get(f"/contracts/{contract.id}")).text
     assert "Nothing consumed yet." in page
     assert entitlement_rows(page)[0][2:5] == ["5 activities", "0 activities", "5 activities"]
 
 
-async def test_contract_page_shows_what_expired(client, make_contract):
+async def test_contract_page_shows_what_expired(portal, make_contract):
     contract = await make_contract(effective=date(2025, 10, 1))
-    page = (await client.get(f"/contracts/{contract.id}", params={"on": "2025-11-01"})).text
+    page = (await portal.get(f"/contracts/{contract.id}", params={"on": "2025-11-01"})).text
     [row] = entitlement_rows(page)
     assert row[1] == "2025-10-01 – 2025-12-31"
     assert row[5] == "ended 2025-12-31, 5 activities expired"
 
 
-async def test_htmx_request_gets_the_entitlements_partial(client, ctx, make_contract):
+async def test_htmx_request_gets_the_entitlements_partial(portal, ctx, make_contract):
     contract = await make_contract()
     await consume(ctx, contract, "activities", 4)
-    response = await client.get(f"/contracts/{contract.id}", headers=HX)
+    response = await portal.get(f"/contracts/{contract.id}", headers=HX)
     assert response.status_code == 200
     partial = response.text
     assert "<html" not in partial and "<h1>" not in partial
@@ -104,11 +105,11 @@ async def test_htmx_request_gets_the_entitlements_partial(client, ctx, make_cont
     assert partial.strip().endswith("</section>")
     assert entitlement_rows(partial)[0][1:5] == ["2026-02-15 – 2026-05-14", "5 activities", "4 activities", "1 activity"]
 
-    second = (await client.get(f"/contracts/{contract.id}", params={"on": "2026-06-01"}, headers=HX)).text
+    second = (await portal.get(f"/contracts/{contract.id}", params={"on": "2026-06-01"}, headers=HX)).text
     assert "<html" not in second
     assert entitlement_rows(second)[0][1:5] == ["2026-05-15 – 2026-08-14", "5 activities", "0 activities", "5 activities"]
 
-    outside = (await client.get(f"/contracts/{contract.id}", params={"on": "2028-01-01"}, headers=HX)).text
+    outside = (await portal.get(f"/contracts/{contract.id}", params={"on": "2028-01-01"}, headers=HX)).text
     assert "The contract is not in force on 2028-01-01" in outside
 
 
@@ -117,55 +118,55 @@ async def test_htmx_request_gets_the_entitlements_partial(client, ctx, make_cont
     [{"HX-Boosted": "true", "HX-Request-Type": "full"}, {"HX-Request-Type": "full"}, {"HX-Boosted": "true"}],
     ids=["htmx4-boosted", "htmx4-history-restore", "htmx2-boosted"],
 )
-async def test_boosted_navigation_gets_the_whole_page(client, make_contract, headers):
+async def test_boosted_navigation_gets_the_whole_page(portal, make_contract, headers):
     # htmx sends HX-Request on boosted links too (hx-boost is on <body>) and on history restores;
     # those swap the whole body, so they need the whole page.
     contract = await make_contract()
-    page = (await client.get(f"/contracts/{contract.id}", headers={**HX, **headers})).text
+    page = (await portal.get(f"/contracts/{contract.id}", headers={**HX, **headers})).text
     assert "<html" in page
     assert f"<h1>{contract.reference}</h1>" in page
 
-    partial = (await client.get(f"/contracts/{contract.id}", headers={**HX, "HX-Request-Type": "partial"})).text
+    partial = (await portal.get(f"/contracts/{contract.id}", headers={**HX, "HX-Request-Type": "partial"})).text
     assert "<html" not in partial
     assert partial.strip().startswith('<section id="entitlements">')
 
 
-async def test_page_and_partial_are_cached_apart(client, make_contract):
+async def test_page_and_partial_are_cached_apart(portal, make_contract):
     contract = await make_contract()
     for headers in ({}, HX):
-        response = await client.get(f"/contracts/{contract.id}", headers=headers)
+        response = await portal.get(f"/contracts/{contract.id}", headers=headers)
         assert "HX-Request" in [v.strip() for v in response.headers.get("vary", "").split(",")]
 
 
-async def test_unknown_contract_is_a_readable_404(client, shipped_programs):
+async def test_unknown_contract_is_a_readable_404(portal, shipped_programs):
     missing = uuid.uuid4()
-    response = await client.get(f"/contracts/{missing}")
+    response = await portal.get(f"/contracts/{missing}")
     assert response.status_code == 404
     assert response.headers["content-type"].startswith("text/html")
     assert "<h1>404</h1>" in response.text
     assert f"contract {missing} does not exist" in response.text
     assert "Traceback" not in response.text
 
-    malformed = await client.get("/contracts/not-a-contract")
+    malformed = await portal.get("/contracts/not-a-contract")
     assert malformed.status_code == 404
     assert "no such contract" in malformed.text
 
 
-async def test_bad_day_is_a_readable_400(client, make_contract):
+async def test_bad_day_is_a_readable_400(portal, make_contract):
     contract = await make_contract()
-    response = await client.get(f"/contracts/{contract.id}", params={"on": "someday"})
+    response = await portal.get(f"/contracts/{contract.id}", params={"on": "someday"})
     assert response.status_code == 400
     assert "&#39;someday&#39; is not a date (YYYY-MM-DD)" in response.text
 
 
-async def test_unknown_page_is_a_readable_404(client):
-    response = await client.get("/no/such/page")
+async def test_unknown_page_is_a_readable_404(portal):
+    response = await portal.get("/no/such/page")
     assert response.status_code == 404
     assert "<h1>404</h1>" in response.text
 
 
-async def test_programs_page(client, shipped_programs):
-    response = await client.get("/programs")
+async def test_programs_page(portal, shipped_programs):
+    response = await portal.get("/programs")
     assert response.status_code == 200
     page = text_of(response.text)
     for name in (
@@ -180,17 +181,17 @@ async def test_programs_page(client, shipped_programs):
     assert "Small activities: set per contract a quarter" in page
 
 
-async def test_static_htmx_is_served(client):
-    response = await client.get("/static/vendor/htmx-4.0.1.min.js")
+async def test_static_htmx_is_served(portal):
+    response = await portal.get("/static/vendor/htmx-4.0.1.min.js")
     assert response.status_code == 200
     assert "javascript" in response.headers["content-type"]
     assert len(response.content) > 10_000
     assert b"HX-Request" in response.content
-    page = (await client.get("/")).text
+    page = (await portal.get("/")).text
     assert "/static/vendor/htmx-4.0.1.min.js" in page
 
 
-async def test_healthz(client):
-    response = await client.get("/healthz")
+async def test_healthz(anonymous_client):
+    response = await anonymous_client.get("/healthz")
     assert response.status_code == 200
     assert response.json() == {"status": "ok"}

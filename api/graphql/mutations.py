@@ -1,0 +1,525 @@
+"""Mutations: each validates its input shape, calls one service function, and returns its success type
+or a typed error. Every rule lives in api.services."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Annotated
+
+import strawberry
+from strawberry.types import Info
+
+from api.graphql.context import RequestContext, parse_id
+from api.graphql.errors import (
+    ConflictError,
+    ContractInactiveError,
+    ErrorCodeEnum,
+    InsufficientBalanceError,
+    NotFoundError,
+    PeriodEndedError,
+    PermissionDeniedError,
+    UserError,
+    ValidationError,
+    user_error,
+)
+from api.graphql.queries import api_token_type, user_type
+from api.graphql.types import (
+    ApiTokenType,
+    ContractType,
+    CustomerType,
+    EntitlementPeriodType,
+    LedgerEntryType,
+    PartnerType,
+    ProgramType,
+    UserType,
+)
+from api.models import StaffRole, TokenAccess, TokenScope, UserKind
+from api.programs.loader import ProgramFileError, parse_program
+from api.services import contracts, identity, ledger, parties, programs
+from api.services.errors import DomainError, ErrorCode, NotFound, ValidationFailed
+
+__all__ = ["Mutation"]
+
+
+def _id(value: strawberry.ID, what: str, field: str) -> uuid.UUID:
+    parsed = parse_id(value)
+    if parsed is None:
+        raise NotFound(what, value, field=field)
+    return parsed
+
+
+def _optional_id(value: strawberry.ID | None, what: str, field: str) -> uuid.UUID | None:
+    return None if value is None else _id(value, what, field)
+
+
+UserKindEnum = strawberry.enum(UserKind, name="UserKind")
+StaffRoleEnum = strawberry.enum(StaffRole, name="StaffRole")
+TokenScopeEnum = strawberry.enum(TokenScope, name="TokenScope")
+TokenAccessEnum = strawberry.enum(TokenAccess, name="TokenAccess")
+
+
+# ---- inputs ----
+
+
+@strawberry.input
+class CreateCustomerInput:
+    code: str
+    name: str
+    email: str | None = None
+    country: str | None = strawberry.field(default=None, description="ISO 3166 alpha-2, e.g. DK")
+
+
+@strawberry.input
+class CreatePartnerInput:
+    code: str
+    name: str
+    email: str | None = None
+    certified_until_date: date | None = None
+
+
+@strawberry.input
+class LinkPartnerInput:
+    partner_id: strawberry.ID
+    customer_id: strawberry.ID
+    managed: bool = strawberry.field(default=True, description="The partner intermediates all communication.")
+    production_access: bool = False
+    can_file_tickets: bool = True
+    can_view_entitlements: bool = True
+    can_book_activities: bool = False
+
+
+@strawberry.input
+class CustomAllowanceInput:
+    bucket: str
+    allowance: int = strawberry.field(description="Per period, in ledger units (activities, or minutes).")
+
+
+@strawberry.input
+class CreateContractInput:
+    reference: str
+    customer_id: strawberry.ID
+    program_code: str
+    plan_code: str
+    effective_date: date
+    end_date: date = strawberry.field(description="The last day of the term (inclusive).")
+    monthly_fee: Decimal
+    currency: str
+    custom_allowances: list[CustomAllowanceInput] = strawberry.field(default_factory=list)
+    client_manager_email: str | None = strawberry.field(
+        default=None, description="The e-mail address of the staff member who manages the contract."
+    )
+
+
+@strawberry.input
+class ConsumeEntitlementInput:
+    contract_id: strawberry.ID
+    bucket: str
+    quantity: Decimal = strawberry.field(description="In ledger units: activities, or minutes for hours buckets.")
+    on: date | None = strawberry.field(default=None, description="The day the work belongs to; today by default.")
+    reason: str = ""
+    idempotency_key: str | None = strawberry.field(
+        default=None, description="Repeat a request with the same key to get the first result back."
+    )
+    on_behalf_of_customer_id: strawberry.ID | None = None
+
+
+@strawberry.input
+class ReverseEntryInput:
+    entry_id: strawberry.ID
+    reason: str
+    idempotency_key: str | None = None
+
+
+@strawberry.input
+class AdjustEntitlementInput:
+    contract_id: strawberry.ID
+    bucket: str
+    quantity: Decimal = strawberry.field(description="Signed, in ledger units: positive consumes, negative restores.")
+    on: date
+    reason: str
+    idempotency_key: str | None = None
+
+
+@strawberry.input
+class LoadProgramInput:
+    source: str = strawberry.field(description="The program file's TOML text.")
+    file_name: str = "program.toml"
+
+
+@strawberry.input
+class CreateUserInput:
+    email: str
+    name: str
+    password: str = strawberry.field(description="At least 12 characters; stored only as an argon2 hash.")
+    kind: UserKindEnum
+    staff_role: StaffRoleEnum | None = None
+    customer_id: strawberry.ID | None = None
+    partner_id: strawberry.ID | None = None
+
+
+@strawberry.input
+class CreateApiTokenInput:
+    name: str
+    scope: TokenScopeEnum
+    access: TokenAccessEnum
+    customer_id: strawberry.ID | None = None
+    partner_id: strawberry.ID | None = None
+    expires_at: datetime | None = None
+
+
+# ---- payloads ----
+
+
+@strawberry.type
+class CreateCustomerSuccess:
+    customer: CustomerType
+
+
+@strawberry.type
+class CreatePartnerSuccess:
+    partner: PartnerType
+
+
+@strawberry.type
+class LinkPartnerSuccess:
+    partner_id: strawberry.ID
+    customer_id: strawberry.ID
+    managed: bool
+    production_access: bool
+    can_file_tickets: bool
+    can_view_entitlements: bool
+    can_book_activities: bool
+
+
+@strawberry.type
+class CreateContractSuccess:
+    contract: ContractType
+
+
+@strawberry.type(description="A ledger movement and the balance of its period afterwards.")
+class LedgerEntrySuccess:
+    entry: LedgerEntryType
+    period: EntitlementPeriodType
+    replayed: bool = strawberry.field(description="True when an idempotency key returned an earlier result.")
+
+
+@strawberry.type
+class LoadProgramSuccess:
+    program: ProgramType
+    status: str = strawberry.field(description="created, updated or unchanged")
+
+
+@strawberry.type
+class ProgramIssue:
+    file: str
+    key: str
+    reason: str
+
+
+@strawberry.type(description="The program file was refused as a whole; nothing was loaded.")
+class ProgramFileInvalid(UserError):
+    issues: list[ProgramIssue]
+
+
+@strawberry.type
+class CreateUserSuccess:
+    user: UserType
+
+
+@strawberry.type
+class CreateApiTokenSuccess:
+    token: ApiTokenType
+    secret: str = strawberry.field(description="The bearer token. Shown this once; only its hash is kept.")
+
+
+@strawberry.type
+class RevokeApiTokenSuccess:
+    token: ApiTokenType
+
+
+_AUTH = PermissionDeniedError
+CreateCustomerResult = Annotated[
+    CreateCustomerSuccess | ValidationError | ConflictError | _AUTH, strawberry.union("CreateCustomerResult")
+]
+CreatePartnerResult = Annotated[
+    CreatePartnerSuccess | ValidationError | ConflictError | _AUTH, strawberry.union("CreatePartnerResult")
+]
+LinkPartnerResult = Annotated[LinkPartnerSuccess | NotFoundError | _AUTH, strawberry.union("LinkPartnerResult")]
+CreateContractResult = Annotated[
+    CreateContractSuccess | ValidationError | NotFoundError | ConflictError | _AUTH,
+    strawberry.union("CreateContractResult"),
+]
+ConsumeEntitlementResult = Annotated[
+    LedgerEntrySuccess
+    | ValidationError
+    | NotFoundError
+    | ConflictError
+    | InsufficientBalanceError
+    | PeriodEndedError
+    | ContractInactiveError
+    | _AUTH,
+    strawberry.union("ConsumeEntitlementResult"),
+]
+ReverseEntryResult = Annotated[
+    LedgerEntrySuccess | ValidationError | NotFoundError | ConflictError | _AUTH,
+    strawberry.union("ReverseEntryResult"),
+]
+AdjustEntitlementResult = Annotated[
+    LedgerEntrySuccess
+    | ValidationError
+    | NotFoundError
+    | ConflictError
+    | InsufficientBalanceError
+    | ContractInactiveError
+    | _AUTH,
+    strawberry.union("AdjustEntitlementResult"),
+]
+LoadProgramResult = Annotated[
+    LoadProgramSuccess | ProgramFileInvalid | ValidationError | ConflictError | _AUTH,
+    strawberry.union("LoadProgramResult"),
+]
+
+
+CreateUserResult = Annotated[
+    CreateUserSuccess | ValidationError | NotFoundError | ConflictError | _AUTH, strawberry.union("CreateUserResult")
+]
+CreateApiTokenResult = Annotated[
+    CreateApiTokenSuccess | ValidationError | NotFoundError | _AUTH, strawberry.union("CreateApiTokenResult")
+]
+RevokeApiTokenResult = Annotated[
+    RevokeApiTokenSuccess | NotFoundError | _AUTH, strawberry.union("RevokeApiTokenResult")
+]
+
+
+def _ledger_success(outcome: ledger.LedgerOutcome) -> LedgerEntrySuccess:
+    return LedgerEntrySuccess(
+        entry=LedgerEntryType.build(outcome.entry),
+        period=EntitlementPeriodType.build(outcome.period),
+        replayed=outcome.replayed,
+    )
+
+
+@strawberry.type
+class Mutation:
+    @strawberry.mutation
+    async def create_customer(self, info: Info[RequestContext, None], input: CreateCustomerInput) -> CreateCustomerResult:
+        ctx = info.context
+        try:
+            customer = await parties.create_customer(
+                ctx.app,
+                ctx.actor,
+                parties.NewCustomer(code=input.code, name=input.name, email=input.email, country=input.country),
+            )
+        except DomainError as exc:
+            return user_error(exc)
+        return CreateCustomerSuccess(customer=CustomerType.build(customer))
+
+    @strawberry.mutation
+    async def create_partner(self, info: Info[RequestContext, None], input: CreatePartnerInput) -> CreatePartnerResult:
+        ctx = info.context
+        try:
+            partner = await parties.create_partner(
+                ctx.app,
+                ctx.actor,
+                parties.NewPartner(
+                    code=input.code,
+                    name=input.name,
+                    email=input.email,
+                    certified_until_date=input.certified_until_date,
+                ),
+            )
+        except DomainError as exc:
+            return user_error(exc)
+        return CreatePartnerSuccess(partner=PartnerType.build(partner))
+
+    @strawberry.mutation(description="Link a partner to a customer it manages or works with; linking again updates.")
+    async def link_partner(self, info: Info[RequestContext, None], input: LinkPartnerInput) -> LinkPartnerResult:
+        ctx = info.context
+        try:
+            link = await parties.link_partner(
+                ctx.app,
+                ctx.actor,
+                partner_id=_id(input.partner_id, "partner", "partnerId"),
+                customer_id=_id(input.customer_id, "customer", "customerId"),
+                managed=input.managed,
+                production_access=input.production_access,
+                can_file_tickets=input.can_file_tickets,
+                can_view_entitlements=input.can_view_entitlements,
+                can_book_activities=input.can_book_activities,
+            )
+        except DomainError as exc:
+            return user_error(exc)
+        return LinkPartnerSuccess(
+            partner_id=strawberry.ID(str(link.partner_id)),
+            customer_id=strawberry.ID(str(link.customer_id)),
+            managed=link.managed,
+            production_access=link.production_access,
+            can_file_tickets=link.can_file_tickets,
+            can_view_entitlements=link.can_view_entitlements,
+            can_book_activities=link.can_book_activities,
+        )
+
+    @strawberry.mutation
+    async def create_contract(self, info: Info[RequestContext, None], input: CreateContractInput) -> CreateContractResult:
+        ctx = info.context
+        try:
+            allowances: dict[str, int] = {}
+            for item in input.custom_allowances:
+                if item.bucket in allowances:
+                    raise ValidationFailed(f"bucket {item.bucket!r} is given twice", field="customAllowances")
+                allowances[item.bucket] = item.allowance
+            contract = await contracts.create_contract(
+                ctx.app,
+                ctx.actor,
+                contracts.NewContract(
+                    reference=input.reference,
+                    customer_id=_id(input.customer_id, "customer", "customerId"),
+                    program_code=input.program_code,
+                    plan_code=input.plan_code,
+                    effective_date=input.effective_date,
+                    end_date=input.end_date,
+                    monthly_fee=input.monthly_fee,
+                    currency=input.currency,
+                    custom_allowances=allowances,
+                    client_manager_email=input.client_manager_email,
+                ),
+            )
+        except DomainError as exc:
+            return user_error(exc)
+        return CreateContractSuccess(contract=ContractType.build(contract))
+
+    @strawberry.mutation(description="Consume from a bucket in the period containing `on`; refused past the allowance.")
+    async def consume_entitlement(
+        self, info: Info[RequestContext, None], input: ConsumeEntitlementInput
+    ) -> ConsumeEntitlementResult:
+        ctx = info.context
+        try:
+            on_behalf = input.on_behalf_of_customer_id
+            outcome = await ledger.consume_entitlement(
+                ctx.app,
+                ctx.actor,
+                ledger.Consumption(
+                    contract_id=_id(input.contract_id, "contract", "contractId"),
+                    bucket=input.bucket,
+                    quantity=input.quantity,
+                    on=input.on,
+                    reason=input.reason,
+                    idempotency_key=input.idempotency_key,
+                    on_behalf_of_customer_id=None
+                    if on_behalf is None
+                    else _id(on_behalf, "customer", "onBehalfOfCustomerId"),
+                ),
+            )
+        except DomainError as exc:
+            return user_error(exc)
+        return _ledger_success(outcome)
+
+    @strawberry.mutation(description="Restore what an entry consumed to the period it was taken from.")
+    async def reverse_entry(self, info: Info[RequestContext, None], input: ReverseEntryInput) -> ReverseEntryResult:
+        ctx = info.context
+        try:
+            outcome = await ledger.reverse_entry(
+                ctx.app,
+                ctx.actor,
+                _id(input.entry_id, "ledger entry", "entryId"),
+                reason=input.reason,
+                idempotency_key=input.idempotency_key,
+            )
+        except DomainError as exc:
+            return user_error(exc)
+        return _ledger_success(outcome)
+
+    @strawberry.mutation(description="A staff correction of a period's consumption, within [0, allowance].")
+    async def adjust_entitlement(
+        self, info: Info[RequestContext, None], input: AdjustEntitlementInput
+    ) -> AdjustEntitlementResult:
+        ctx = info.context
+        try:
+            outcome = await ledger.adjust_entitlement(
+                ctx.app,
+                ctx.actor,
+                ledger.Adjustment(
+                    contract_id=_id(input.contract_id, "contract", "contractId"),
+                    bucket=input.bucket,
+                    quantity=input.quantity,
+                    on=input.on,
+                    reason=input.reason,
+                    idempotency_key=input.idempotency_key,
+                ),
+            )
+        except DomainError as exc:
+            return user_error(exc)
+        return _ledger_success(outcome)
+
+    @strawberry.mutation(description="Load or update a program from its TOML text; a bad file loads nothing.")
+    async def load_program(self, info: Info[RequestContext, None], input: LoadProgramInput) -> LoadProgramResult:
+        ctx = info.context
+        try:
+            parsed = parse_program(input.source, file=input.file_name)
+            [outcome] = await programs.load_programs(ctx.app, ctx.actor, [parsed])
+            record, plans = await programs.get_program(ctx.app, ctx.actor, outcome.code)
+        except ProgramFileError as exc:
+            return ProgramFileInvalid(
+                code=ErrorCodeEnum(ErrorCode.INVALID),
+                message=str(exc),
+                field="source",
+                issues=[ProgramIssue(file=i.file, key=i.key, reason=i.reason) for i in exc.issues],
+            )
+        except DomainError as exc:
+            return user_error(exc)
+        return LoadProgramSuccess(program=ProgramType.build(record, plans), status=outcome.status)
+
+    @strawberry.mutation(description="Create a user (admins only).")
+    async def create_user(self, info: Info[RequestContext, None], input: CreateUserInput) -> CreateUserResult:
+        ctx = info.context
+        try:
+            user = await identity.create_user(
+                ctx.app,
+                ctx.actor,
+                identity.NewUser(
+                    email=input.email,
+                    name=input.name,
+                    password=input.password,
+                    kind=UserKind(input.kind.value),
+                    staff_role=None if input.staff_role is None else StaffRole(input.staff_role.value),
+                    customer_id=_optional_id(input.customer_id, "customer", "customerId"),
+                    partner_id=_optional_id(input.partner_id, "partner", "partnerId"),
+                ),
+            )
+        except DomainError as exc:
+            return user_error(exc)
+        return CreateUserSuccess(user=user_type(user))
+
+    @strawberry.mutation(description="Create an API token (admins only); the secret is in the result, once.")
+    async def create_api_token(
+        self, info: Info[RequestContext, None], input: CreateApiTokenInput
+    ) -> CreateApiTokenResult:
+        ctx = info.context
+        try:
+            token, secret = await identity.create_token(
+                ctx.app,
+                ctx.actor,
+                identity.NewToken(
+                    name=input.name,
+                    scope=TokenScope(input.scope.value),
+                    access=TokenAccess(input.access.value),
+                    customer_id=_optional_id(input.customer_id, "customer", "customerId"),
+                    partner_id=_optional_id(input.partner_id, "partner", "partnerId"),
+                    expires_at=input.expires_at,
+                ),
+            )
+        except DomainError as exc:
+            return user_error(exc)
+        return CreateApiTokenSuccess(token=api_token_type(token), secret=secret)
+
+    @strawberry.mutation(description="Revoke an API token (admins only); it stops working at once.")
+    async def revoke_api_token(self, info: Info[RequestContext, None], id: strawberry.ID) -> RevokeApiTokenResult:
+        ctx = info.context
+        try:
+            token = await identity.revoke_token(ctx.app, ctx.actor, _id(id, "API token", "id"))
+        except DomainError as exc:
+            return user_error(exc)
+        return RevokeApiTokenSuccess(token=api_token_type(token))

@@ -1,0 +1,219 @@
+"""Queries. Resolvers translate arguments and results; every rule, including who sees what, is in api.services."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date
+
+import strawberry
+from strawberry.types import Info
+
+from api.graphql.context import RequestContext, parse_id
+from api.graphql.types import (
+    ApiTokenType,
+    AuditEntryConnection,
+    AuditEntryEdge,
+    AuditEntryType,
+    ContractType,
+    CustomerType,
+    FilingCheckType,
+    PageInfo,
+    PartnerType,
+    ProgramType,
+    ScopeItemType,
+    UserType,
+    ViewerType,
+    opt_id,
+)
+from api.models import ApiToken, AuditEntry, User
+from api.services import access, audit, contracts, identity, parties, programs
+from api.services.errors import DomainError, NotFound
+from api.services.paging import encode_cursor
+
+__all__ = ["Query", "api_token_type", "user_type"]
+
+
+def user_type(user: User) -> UserType:
+    return UserType(
+        id=strawberry.ID(str(user.id)),
+        email=user.email,
+        name=user.name,
+        kind=user.kind.value,
+        staff_role=None if user.staff_role is None else user.staff_role.value,
+        customer_id=opt_id(user.customer_id),
+        partner_id=opt_id(user.partner_id),
+        active=user.active,
+        last_login_at=user.last_login_at,
+    )
+
+
+def api_token_type(token: ApiToken) -> ApiTokenType:
+    return ApiTokenType(
+        id=strawberry.ID(str(token.id)),
+        name=token.name,
+        prefix=token.prefix,
+        scope=token.scope.value,
+        access=token.access.value,
+        customer_id=opt_id(token.customer_id),
+        partner_id=opt_id(token.partner_id),
+        created_at=token.created_at,
+        expires_at=token.expires_at,
+        revoked_at=token.revoked_at,
+        last_used_at=token.last_used_at,
+    )
+
+
+def _audit_type(entry: AuditEntry) -> AuditEntryType:
+    return AuditEntryType(
+        id=strawberry.ID(str(entry.id)),
+        occurred_at=entry.occurred_at,
+        actor_kind=entry.actor_kind,
+        actor_ref=entry.actor_ref,
+        actor_name=entry.actor_name,
+        partner_id=opt_id(entry.partner_id),
+        on_behalf_of_customer_id=opt_id(entry.on_behalf_of_customer_id),
+        interface=entry.interface,
+        action=entry.action,
+        target_type=entry.target_type,
+        target_id=entry.target_id,
+        detail=entry.detail,
+    )
+
+
+def _customer_id(value: strawberry.ID) -> uuid.UUID:
+    parsed = parse_id(value)
+    if parsed is None:
+        raise NotFound("customer", value, field="customerId")
+    return parsed
+
+
+@strawberry.type
+class Query:
+    @strawberry.field(description="Every loaded program with its plans.")
+    async def programs(self, info: Info[RequestContext, None]) -> list[ProgramType]:
+        ctx = info.context
+        return [ProgramType.build(r, plans) for r, plans in await programs.list_programs(ctx.app, ctx.actor)]
+
+    @strawberry.field
+    async def program(self, info: Info[RequestContext, None], code: str) -> ProgramType | None:
+        ctx = info.context
+        found = await programs.list_programs(ctx.app, ctx.actor, code=code)
+        return ProgramType.build(*found[0]) if found else None
+
+    @strawberry.field(description="The customers the caller may see.")
+    async def customers(self, info: Info[RequestContext, None]) -> list[CustomerType]:
+        ctx = info.context
+        return [CustomerType.build(c) for c in await parties.list_customers(ctx.app, ctx.actor)]
+
+    @strawberry.field
+    async def customer(self, info: Info[RequestContext, None], id: strawberry.ID) -> CustomerType | None:
+        ident = parse_id(id)
+        customer = None if ident is None else await info.context.loaders.customer.load(ident)
+        return None if customer is None else CustomerType.build(customer)
+
+    @strawberry.field
+    async def partners(self, info: Info[RequestContext, None]) -> list[PartnerType]:
+        ctx = info.context
+        return [PartnerType.build(p) for p in await parties.list_partners(ctx.app, ctx.actor)]
+
+    @strawberry.field(description="The contracts the caller may see, by reference; optionally one customer's.")
+    async def contracts(
+        self, info: Info[RequestContext, None], customer_id: strawberry.ID | None = None
+    ) -> list[ContractType]:
+        ctx = info.context
+        customer = None
+        if customer_id is not None:
+            customer = parse_id(customer_id)
+            if customer is None:
+                return []
+        found = await contracts.list_contracts(ctx.app, ctx.actor, customer_id=customer)
+        return [ContractType.build(c) for c in found]
+
+    @strawberry.field
+    async def contract(self, info: Info[RequestContext, None], id: strawberry.ID) -> ContractType | None:
+        ctx = info.context
+        ident = parse_id(id)
+        if ident is None:
+            return None
+        found = await contracts.get_contracts_by_ids(ctx.app, ctx.actor, [ident])
+        return ContractType.build(found[ident]) if ident in found else None
+
+    @strawberry.field(description="Who the caller is, as the access policy sees it.")
+    def me(self, info: Info[RequestContext, None]) -> ViewerType:
+        actor = info.context.actor
+        return ViewerType(
+            kind=actor.kind,
+            name=actor.name,
+            roles=sorted(actor.roles),
+            customer_id=opt_id(actor.customer_id),
+            partner_id=opt_id(actor.partner_id),
+            read_only=actor.read_only,
+        )
+
+    @strawberry.field(description="Users (admins only).")
+    async def users(self, info: Info[RequestContext, None]) -> list[UserType]:
+        ctx = info.context
+        return [user_type(u) for u in await identity.list_users(ctx.app, ctx.actor)]
+
+    @strawberry.field(description="API tokens, without their secrets (admins only).")
+    async def api_tokens(self, info: Info[RequestContext, None]) -> list[ApiTokenType]:
+        ctx = info.context
+        return [api_token_type(t) for t in await identity.list_tokens(ctx.app, ctx.actor)]
+
+    @strawberry.field(description="The audit log, newest first (staff only).")
+    async def audit_log(
+        self,
+        info: Info[RequestContext, None],
+        first: int = 50,
+        after: str | None = None,
+        customer_id: strawberry.ID | None = None,
+        action: str | None = None,
+    ) -> AuditEntryConnection:
+        ctx = info.context
+        page = await audit.audit_page(
+            ctx.app,
+            ctx.actor,
+            first=first,
+            after=after,
+            customer_id=None if customer_id is None else _customer_id(customer_id),
+            action=action,
+        )
+        return AuditEntryConnection(
+            edges=[AuditEntryEdge(cursor=encode_cursor(e.occurred_at, e.id), node=_audit_type(e)) for e in page.entries],
+            page_info=PageInfo(has_next_page=page.has_next_page, end_cursor=page.end_cursor),
+        )
+
+    @strawberry.field(description="What is out of scope or out of support for a customer, each item with its source.")
+    async def out_of_scope(
+        self, info: Info[RequestContext, None], customer_id: strawberry.ID, on: date | None = None
+    ) -> list[ScopeItemType] | None:
+        ctx = info.context
+        ident = parse_id(customer_id)
+        if ident is None:
+            return None
+        try:
+            entries = await access.out_of_scope(ctx.app, ctx.actor, ident, on)
+        except NotFound:
+            return None
+        return [
+            ScopeItemType(
+                code=e.code,
+                text=e.text,
+                list=e.list,
+                source=e.source,
+                source_name=e.source_name,
+                program_code=e.program_code,
+            )
+            for e in entries
+        ]
+
+    @strawberry.field(description="Whether the caller may file a ticket of this type for the customer, and if not why.")
+    async def check_filing(
+        self, info: Info[RequestContext, None], customer_id: strawberry.ID, ticket_type: str, on: date | None = None
+    ) -> FilingCheckType:
+        ctx = info.context
+        try:
+            decision = await access.check_filing(ctx.app, ctx.actor, _customer_id(customer_id), ticket_type, on)
+        except DomainError as exc:
+            return FilingCheckType(allowed=False, code=exc.code.value, reason=exc.message, contract_id=None)
+        return FilingCheckType(allowed=True, code=None, reason=None, contract_id=opt_id(decision.contract_id))
