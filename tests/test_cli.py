@@ -214,3 +214,192 @@ def test_export_schema_check_fails_on_a_stale_file(tmp_path, capsys):
     assert main(["export-schema", "--output", str(stale)]) == 0
     assert stale.read_text() == (PROJECT_ROOT / "schema.graphql").read_text()
     assert main(["export-schema", "--check", "--output", str(stale)]) == 0
+
+
+# ---- users and tokens --------------------------------------------------------------------------
+
+
+def on_database(url: str, work):  # type: ignore[no-untyped-def]
+    """Run a service call against the command's database, the way the commands do."""
+    import asyncio
+
+    from api.config import Settings
+    from api.db import Database
+    from api.services.context import AppContext
+
+    async def run():  # type: ignore[no-untyped-def]
+        db = Database(url)
+        try:
+            return await work(AppContext(db=db, settings=Settings(database_url=url)))
+        finally:
+            await db.dispose()
+
+    return asyncio.run(run())
+
+
+def audit_rows(engine: Engine) -> list[tuple]:
+    from api.models import AuditEntry
+
+    with engine.connect() as conn:
+        return [tuple(r) for r in conn.execute(
+            select(AuditEntry.action, AuditEntry.actor_ref, AuditEntry.interface).order_by(AuditEntry.occurred_at)
+        ).all()]
+
+
+def test_user_create_with_a_password(engine, migrated, capsys):
+    from api.models import User
+    from api.services import identity
+
+    argv = ["user", "create", "--email", "Ada@Provider.Example", "--name", "Ada", "--kind", "staff", "--role", "admin"]
+    assert main([*argv, "--password", "a long enough password"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("created staff user ada@provider.example (")
+    assert "password" not in out
+    login = on_database(migrated, lambda ctx: identity.log_in(ctx, "ada@provider.example", "a long enough password"))
+    assert login.user.staff_role.value == "admin"
+    with engine.connect() as conn:
+        stored = conn.scalar(select(User.password_hash).where(User.email == "ada@provider.example"))
+    assert stored.startswith("$argon2") and "a long enough password" not in stored
+    assert ("user.create", "system:cli", "cli") in audit_rows(engine)
+
+    # The same e-mail again, in any case: refused, nothing written.
+    assert main([*argv[:3], "ADA@provider.example", *argv[4:], "--password", "another long password"]) == 2
+    assert "error: a user with e-mail ada@provider.example already exists" in capsys.readouterr().err
+    assert count(engine, User) == 1
+
+
+def test_user_create_without_a_password_prints_a_generated_one_once(engine, migrated, capsys, monkeypatch):
+    from api.services import identity
+
+    monkeypatch.delenv("ENTITLE_NEW_USER_PASSWORD", raising=False)
+    assert main(["user", "create", "--email", "sam@provider.example", "--name", "Sam", "--kind", "staff",
+                 "--role", "support_engineer"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("created staff user sam@provider.example")
+    [password_line] = [line for line in lines if line.startswith("password (shown once): ")]
+    password = password_line.removeprefix("password (shown once): ")
+    assert len(password) >= 12
+    login = on_database(migrated, lambda ctx: identity.log_in(ctx, "sam@provider.example", password))
+    assert login.user.name == "Sam"
+
+    monkeypatch.setenv("ENTITLE_NEW_USER_PASSWORD", "from the environment")
+    assert main(["user", "create", "--email", "env@provider.example", "--name", "Env", "--kind", "staff",
+                 "--role", "client_manager"]) == 0
+    assert "password" not in capsys.readouterr().out
+    on_database(migrated, lambda ctx: identity.log_in(ctx, "env@provider.example", "from the environment"))
+
+
+def test_user_create_refusals(engine, capsys):
+    from api.models import User
+
+    cases = [
+        (["--kind", "staff"], "error: a staff user needs staffRole"),
+        (["--kind", "staff", "--role", "admin", "--password", "short"], "error: password must be at least 12 characters"),
+        (["--kind", "customer", "--customer", "no-such-customer"], "error: no customer with code 'no-such-customer'"),
+        (["--kind", "partner", "--partner", "no-such-partner"], "error: no partner with code 'no-such-partner'"),
+        (["--kind", "customer"], "error: a customer user needs customerId"),
+    ]
+    for extra, message in cases:
+        assert main(["user", "create", "--email", "x@provider.example", "--name", "X", *extra]) == 2
+        assert message in capsys.readouterr().err, extra
+    assert count(engine, User) == 0
+
+
+def test_demo_users_can_log_in_for_a_customer_and_a_partner(engine, migrated, capsys):
+    from api.services import identity
+    from api.services.demo import DEMO_PASSWORD
+
+    assert main(["demo"]) == 0
+    capsys.readouterr()
+    assert main(["user", "create", "--email", "second@acme-retail.example", "--name", "Second", "--kind", "customer",
+                 "--customer", "acme-retail", "--password", "a long enough password"]) == 0
+    assert "created customer user second@acme-retail.example" in capsys.readouterr().out
+    nora = on_database(migrated, lambda ctx: identity.log_in(ctx, "nora@northwind.example", DEMO_PASSWORD))
+    assert nora.user.kind.value == "partner" and nora.user.partner_id is not None
+
+
+def test_token_create_prints_a_token_that_authenticates_and_revoke_stops_it(engine, migrated, capsys):
+    from api.models import ApiToken
+    from api.services import identity
+    from api.services.errors import AuthenticationFailed
+
+    assert main(["token", "create", "--name", "reporting", "--scope", "provider", "--access", "read_write",
+                 "--expires-days", "30"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("created provider read_write token 'reporting' (")
+    token_id = lines[0].rsplit("(", 1)[1].rstrip(")")
+    secret = lines[1].removeprefix("token (shown once; send as 'Authorization: Bearer <token>'): ")
+    assert secret.startswith("ent_")
+    actor = on_database(migrated, lambda ctx: identity.token_actor(ctx, secret))
+    assert (actor.kind, actor.roles, actor.read_only, str(actor.token_id)) == ("staff", frozenset({"integrator"}), False, token_id)
+    with engine.connect() as conn:
+        row = conn.execute(select(ApiToken.secret_hash, ApiToken.expires_at, ApiToken.created_by)).one()
+    assert secret.split("_", 2)[2] not in row.secret_hash and row.created_by == "system:cli"
+    assert row.expires_at is not None
+
+    assert main(["token", "revoke", token_id]) == 0
+    assert capsys.readouterr().out.startswith(f"revoked token 'reporting' ({token_id}) at ")
+    with pytest.raises(AuthenticationFailed, match="revoked"):
+        on_database(migrated, lambda ctx: identity.token_actor(ctx, secret))
+    assert [a for a, _, i in audit_rows(engine) if i == "cli"] == ["token.create", "token.revoke"]
+
+    assert main(["token", "revoke", "not-an-id"]) == 2
+    assert "error: 'not-an-id' is not a token id" in capsys.readouterr().err
+    missing = "00000000-0000-0000-0000-000000000000"
+    assert main(["token", "revoke", missing]) == 2
+    assert f"error: API token {missing} does not exist" in capsys.readouterr().err
+
+
+def test_token_create_for_a_customer_and_its_refusals(engine, migrated, capsys):
+    from api.models import ApiToken
+    from api.services import identity
+
+    assert main(["demo"]) == 0
+    capsys.readouterr()
+    assert main(["token", "create", "--name", "acme", "--scope", "customer", "--customer", "acme-retail"]) == 0
+    secret = capsys.readouterr().out.splitlines()[1].rsplit(" ", 1)[1]
+    actor = on_database(migrated, lambda ctx: identity.token_actor(ctx, secret))
+    assert (actor.kind, actor.read_only) == ("customer", True)  # read is the default access
+
+    before = count(engine, ApiToken)
+    for extra, message in (
+        (["--scope", "customer"], "error: a customer token takes customerId only"),
+        (["--scope", "provider", "--customer", "acme-retail"], "error: a provider token takes no customer or partner"),
+        (["--scope", "partner", "--partner", "nobody"], "error: no partner with code 'nobody'"),
+        (["--scope", "provider", "--expires-days", "0"], "error: the expiry must be in the future"),
+    ):
+        assert main(["token", "create", "--name", "x", *extra]) == 2
+        assert message in capsys.readouterr().err
+    assert count(engine, ApiToken) == before
+
+
+def test_demo_prints_the_logins_and_creates_one_user_of_each_role(engine, migrated, capsys):
+    from api.models import User
+    from api.services import identity
+    from api.services.demo import DEMO_PASSWORD
+
+    assert main(["demo"]) == 0
+    out = capsys.readouterr().out
+    assert "demo logins (local use only) at http://127.0.0.1:8000/login:" in out
+    for email, name, *_ in USERS:
+        [line] = [line for line in out.splitlines() if line.strip().startswith(email)]
+        assert DEMO_PASSWORD in line and name in line
+    with engine.connect() as conn:
+        users = conn.execute(select(User.kind, User.staff_role)).all()
+    kinds = sorted((kind.value, role.value if role else None) for kind, role in users)
+    assert kinds == sorted([
+        ("staff", "admin"), ("staff", "client_manager"), ("staff", "support_engineer"),
+        ("customer", None), ("customer", None), ("partner", None), ("partner", None),
+    ])
+    for email, *_ in USERS:
+        on_database(migrated, lambda ctx, email=email: identity.log_in(ctx, email, DEMO_PASSWORD))
+
+    # Again: the logins are printed again, no user is created twice.
+    assert main(["demo"]) == 0
+    out = capsys.readouterr().out
+    assert "0 user(s)" in out and all(email in out for email, *_ in USERS)
+    assert count(engine, User) == len(USERS)
+    with engine.connect() as conn:
+        managers = set(conn.scalars(select(Contract.client_manager_id)))
+        manager = conn.scalar(select(User.id).where(User.email == "client.manager@entitle.example"))
+    assert managers == {manager}  # every demo contract has the demo client manager

@@ -215,5 +215,5 @@ class Query:
         try:
             decision = await access.check_filing(ctx.app, ctx.actor, _customer_id(customer_id), ticket_type, on)
         except DomainError as exc:
-            return FilingCheckType(allowed=False, code=exc.code.value, reason=exc.message, contract_id=None)
+            return FilingCheckType(allowed=False, code=exc.code, reason=exc.message, contract_id=None)
         return FilingCheckType(allowed=True, code=None, reason=None, contract_id=opt_id(decision.contract_id))

@@ -11,6 +11,7 @@ import strawberry.scalars
 from strawberry.types import Info
 
 from api.graphql.context import RequestContext, parse_id
+from api.graphql.errors import ErrorCodeEnum
 from api.models import Contract, Customer, LedgerEntry, Partner, ProgramRecord
 from api.models.ledger import LedgerKind
 from api.programs.schema import Bucket
@@ -421,7 +422,7 @@ class ScopeItemType:
 @strawberry.type(name="FilingCheck", description="Whether the caller may file a ticket of a type for a customer.")
 class FilingCheckType:
     allowed: bool
-    code: str | None = strawberry.field(description="The refusal's error code when not allowed.")
+    code: ErrorCodeEnum | None = strawberry.field(description="The refusal's error code when not allowed.")
     reason: str | None
     contract_id: strawberry.ID | None
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -91,15 +91,22 @@ async def correspondent(ctx: AppContext, actor: Actor, customer_id: uuid.UUID) -
         return await correspondent_in(session, customer_id)
 
 
-async def _plans_in_force(session: AsyncSession, customer_id: uuid.UUID, day: date) -> list[tuple[Contract, PlanView]]:
+async def _plans_in_force(
+    session: AsyncSession, ctx: AppContext, customer_id: uuid.UUID, on: date | None
+) -> list[tuple[Contract, PlanView]]:
+    """The customer's contracts in force on `on`; without one, on each program's own today (which may
+    be a day either side of the UTC date)."""
+    utc_day = ctx.now().date()
+    first, last = (on, on) if on is not None else (utc_day + timedelta(days=1), utc_day - timedelta(days=1))
     rows = await session.execute(
         select(Contract, PlanRecord, ProgramRecord)
         .join(PlanRecord, PlanRecord.id == Contract.plan_id)
         .join(ProgramRecord, ProgramRecord.id == PlanRecord.program_id)
-        .where(Contract.customer_id == customer_id, Contract.effective_date <= day, Contract.end_date >= day)
+        .where(Contract.customer_id == customer_id, Contract.effective_date <= first, Contract.end_date >= last)
         .order_by(Contract.reference)
     )
-    return [(contract, plan_view(plan, program)) for contract, plan, program in rows]
+    found = [(contract, plan_view(plan, program)) for contract, plan, program in rows]
+    return [(c, v) for c, v in found if c.effective_date <= (on or ctx.today(v.program.timezone)) <= c.end_date]
 
 
 def _today(ctx: AppContext, plans: list[tuple[Contract, PlanView]]) -> date:
@@ -112,7 +119,7 @@ async def out_of_scope(ctx: AppContext, actor: Actor, customer_id: uuid.UUID, on
     policy.require(actor, "scope.read")
     async with ctx.db.read() as session:
         await _visible_customer(session, actor, customer_id)
-        plans = await _plans_in_force(session, customer_id, on or ctx.now().date())
+        plans = await _plans_in_force(session, ctx, customer_id, on)
     entries: list[ScopeEntry] = []
     programs_done: set[str] = set()
     for _, view in plans:
@@ -158,17 +165,22 @@ async def check_filing(
                     field="customerId",
                 )
         await _visible_customer(session, actor, customer_id)
-        plans = await _plans_in_force(session, customer_id, on or ctx.now().date())
-        day = on or _today(ctx, plans)
+        plans = await _plans_in_force(session, ctx, customer_id, on)
         offered = [(c, v) for c, v in plans if ticket_type in v.rules.ticket_types]
         if not offered:
             available = sorted({code for _, v in plans for code in v.rules.ticket_types})
             raise ValidationFailed(
-                f"no contract of this customer in force on {day} offers ticket type {ticket_type!r}"
-                + (f" (offered: {', '.join(available)})" if available else " (no contract in force)"),
+                f"no contract of this customer in force on {on or _today(ctx, plans)} offers ticket type "
+                f"{ticket_type!r}"
+                + (
+                    f" (offered: {', '.join(available)})"
+                    if available
+                    else " (its contracts offer no ticket types)" if plans else " (no contract in force)"
+                ),
                 field="ticketType",
             )
         contract, view = offered[0]
+        day = on or ctx.today(view.program.timezone)
         rules = view.rules.ticket_types[ticket_type]
         if rules.requires_certified_partner or rules.requires_production_access:
             partner = None if link is None else await session.get(Partner, link.partner_id)

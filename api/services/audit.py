@@ -64,7 +64,7 @@ async def audit_page(
     """Newest first, optionally for one customer or one action."""
     policy.require(actor, "audit.read")
     check_first(first)
-    query = select(AuditEntry).order_by(AuditEntry.occurred_at.desc(), AuditEntry.id.desc()).limit(first + 1)
+    query = policy.visible_audit(actor).order_by(AuditEntry.occurred_at.desc(), AuditEntry.id.desc()).limit(first + 1)
     if customer_id is not None:
         query = query.where(AuditEntry.on_behalf_of_customer_id == customer_id)
     if action is not None:

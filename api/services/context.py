@@ -59,7 +59,8 @@ class Actor:
 
     @property
     def is_provider(self) -> bool:
-        return self.kind in ("system", "staff")
+        # A staff actor holds its powers through its roles: one without any may do nothing.
+        return self.kind == "system" or (self.kind == "staff" and bool(self.roles))
 
     def via(self, interface: str) -> Actor:
         return replace(self, interface=interface)

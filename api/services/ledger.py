@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.domain.periods import Period
-from api.models import Contract, Customer, EntitlementBalance, LedgerEntry, LedgerKind
+from api.models import Contract, EntitlementBalance, LedgerEntry, LedgerKind
 from api.programs.schema import Bucket
 from api.services import audit, policy
 from api.services.context import Actor, AppContext
@@ -319,8 +319,12 @@ async def consume_entitlement(ctx: AppContext, actor: Actor, request: Consumptio
         bucket = _bucket(view, request.bucket)
         units = _whole_units(request.quantity, bucket)
         on_behalf = request.on_behalf_of_customer_id
-        if on_behalf is not None and await session.get(Customer, on_behalf) is None:
-            raise NotFound("customer", on_behalf, field="onBehalfOfCustomerId")
+        if on_behalf is not None and on_behalf != view.contract.customer_id:
+            # Work on a contract is only ever done for that contract's customer.
+            raise ValidationFailed(
+                f"onBehalfOfCustomerId must be the contract's customer ({view.contract.customer_id})",
+                field="onBehalfOfCustomerId",
+            )
         today = view.today(ctx)
         period = _period_on(view, bucket, request.on or today)
         if today > period.end:

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import Select, and_, select
+from sqlalchemy import Select, and_, or_, select
 
-from api.models import Contract, Customer, Partner, PartnerCustomer
+from api.models import AuditEntry, Contract, Customer, Partner, PartnerCustomer
 from api.services.context import Actor
 from api.services.errors import PermissionDenied
 
@@ -23,6 +23,7 @@ __all__ = [
     "require",
     "visible_contracts",
     "visible_customers",
+    "visible_audit",
     "visible_partners",
 ]
 
@@ -126,6 +127,18 @@ def visible_partners(actor: Actor) -> Select[tuple[Partner]]:
         return query
     if actor.kind == "partner":
         return query.where(Partner.id == actor.partner_id)
+    return query.where(False)
+
+
+def visible_audit(actor: Actor) -> Select[tuple[AuditEntry]]:
+    """Admins and support engineers read the whole log; a client manager reads what concerns the
+    customers of the contracts assigned to them, and their own actions."""
+    query = select(AuditEntry)
+    if actor.kind == "system" or actor.roles & {"admin", "support_engineer"}:
+        return query
+    if "client_manager" in actor.roles:
+        assigned = select(Contract.customer_id).where(Contract.client_manager_id == actor.user_id)
+        return query.where(or_(AuditEntry.on_behalf_of_customer_id.in_(assigned), AuditEntry.actor_ref == actor.ref))
     return query.where(False)
 
 

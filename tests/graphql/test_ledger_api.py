@@ -186,22 +186,28 @@ async def test_consume_on_an_unknown_contract(gql, shipped_programs, contract_id
     }
 
 
-async def test_consume_on_behalf_of_a_customer(gql, make_contract, make_customer):
+async def test_consume_on_behalf_of_the_contracts_customer(gql, make_contract):
     contract = await make_contract()
-    customer = await make_customer()
-    result = await consume(gql, contract.id, 1, onBehalfOfCustomerId=str(customer.id))
-    assert result["entry"]["onBehalfOfCustomerId"] == str(customer.id)
+    result = await consume(gql, contract.id, 1, onBehalfOfCustomerId=str(contract.customer_id))
+    assert result["entry"]["onBehalfOfCustomerId"] == str(contract.customer_id)
 
 
 @pytest.mark.parametrize("key", [None, "with-key"])
-@pytest.mark.parametrize("customer_id", [str(uuid.uuid4()), "not-an-id"])
-async def test_consume_on_behalf_of_an_unknown_customer(gql, make_contract, customer_id, key):
+async def test_consume_on_behalf_of_another_customer_is_refused(gql, make_contract, make_customer, key):
     contract = await make_contract()
-    result = await consume(gql, contract.id, 1, on=Q1_DAY, onBehalfOfCustomerId=customer_id, idempotencyKey=key)
+    for customer_id in (str((await make_customer()).id), str(uuid.uuid4())):
+        result = await consume(gql, contract.id, 1, on=Q1_DAY, onBehalfOfCustomerId=customer_id, idempotencyKey=key)
+        assert result == {
+            "__typename": "ValidationError",
+            "code": "INVALID",
+            "message": f"onBehalfOfCustomerId must be the contract's customer ({contract.customer_id})",
+            "field": "onBehalfOfCustomerId",
+        }
+    result = await consume(gql, contract.id, 1, on=Q1_DAY, onBehalfOfCustomerId="not-an-id", idempotencyKey=key)
     assert result == {
         "__typename": "NotFoundError",
         "code": "NOT_FOUND",
-        "message": f"customer {customer_id} does not exist",
+        "message": "customer not-an-id does not exist",
         "field": "onBehalfOfCustomerId",
     }
     await assert_untouched(gql, contract.id)

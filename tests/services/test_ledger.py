@@ -362,7 +362,7 @@ async def test_adjustments_move_the_balance_both_ways_within_the_allowance(ctx, 
         await ledger.adjust_entitlement(
             ctx, ADMIN, ledger.Adjustment(contract.id, "activities", Decimal(1), date(2030, 1, 1), reason="fix")
         )
-    staff = Actor(kind="staff", ref="s", name="Support staff")
+    staff = Actor(kind="staff", ref="user:s", name="Support staff", roles=frozenset({"support_engineer"}))
     with pytest.raises(PermissionDenied):
         await ledger.adjust_entitlement(ctx, staff, ledger.Adjustment(contract.id, "activities", Decimal(1), Q1, reason="x"))
     assert await snapshot(ctx, contract.id) == before

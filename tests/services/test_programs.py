@@ -214,7 +214,7 @@ async def test_one_code_in_two_files_loads_nothing(ctx):
 
 async def test_only_admins_load_programs(ctx):
     code = unique("prog")
-    staff = Actor(kind="staff", ref="s", name="Support staff")
+    staff = Actor(kind="staff", ref="user:s", name="Support staff", roles=frozenset({"support_engineer"}))
     with pytest.raises(PermissionDenied):
         await programs.load_programs(ctx, staff, [parse_program(program_text(code))])
     with pytest.raises(NotFound):

@@ -1,0 +1,678 @@
+"""The access policy, end to end: every Query and Mutation field, for every kind of caller, against an
+object the caller represents ("own") and one it does not ("foreign"), over HTTP with real credentials.
+
+EXPECTED is written out by hand from the access rules (issue 3 and the README's "Who can do what"),
+not derived from api/services/policy.py, so a mistake in the policy table shows up here.
+
+Outcomes:
+  allow            the success type, or the data asked for
+  deny             PermissionDeniedError / a read refused with a permission error: the caller may never
+                   take this action, whatever the object
+  hidden           null, an empty list, NotFoundError or the out-of-scope answer: exactly what a
+                   nonexistent object gets (checked against a random id for every foreign row)
+  unauthenticated  HTTP 401
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+import graphql
+import httpx
+import pytest
+from sqlalchemy import func, select
+
+from api.auth import CSRF_HEADER, SESSION_COOKIE
+from api.config import PROJECT_ROOT, Settings
+from api.db import Database
+from api.graphql.schema import build_schema
+from api.models import AuditEntry, LedgerEntry, StaffRole, TokenAccess, TokenScope, UserKind
+from api.services import contracts, identity, ledger, parties
+from api.services.context import AppContext, FixedClock
+from tests.conftest import ADMIN, NOW, unique
+
+PASSWORD = "matrix password, long enough"
+
+U, A, D, H = "unauthenticated", "allow", "deny", "hidden"
+
+# ---- the callers ---------------------------------------------------------------------------------
+
+ACTORS = (
+    "anonymous",
+    "customer",  # user of customer A
+    "partner",  # user of partner P: linked to A (managed, can view entitlements, can file tickets)
+    "partner_unlinked",  # user of partner U, linked to no customer
+    "support_engineer",
+    "client_manager",  # assigned to A's contract, not to B's
+    "admin",
+    "customer_read_token",  # scoped to A
+    "customer_rw_token",  # scoped to A
+    "partner_rw_token",  # scoped to P
+    "provider_read_token",  # an integrator, read only
+    "provider_rw_token",  # an integrator
+)
+
+# ---- the expected outcomes, by hand ----------------------------------------------------------------
+#
+# target "own": customer A (its contract CA, partner P linked to A); "foreign": customer B (contract CB,
+# not assigned to the client manager, partner F linked to B only); "-": the operation names no object.
+#
+# Decisions where the rules leave room (see the module's report):
+# * An action a caller may never take is "deny" for own and foreign alike; that answer names no object
+#   and is the same for a nonexistent one (checked). An action it may take on objects outside its reach
+#   is "hidden".
+# * Provider staff (client managers too) see every customer, its out-of-scope list and filing check;
+#   a client manager sees only the contracts assigned to them, and their ledgers.
+# * The audit log is staff-only; admins and support engineers read all of it, a client manager what
+#   concerns the customers of the contracts assigned to them (and their own actions).
+# * Partners: a partner sees itself only; customers may not list partners.
+# * A client manager may create customers and contracts (for any customer), consume and reverse on the
+#   contracts assigned to them; linking a partner to a customer (which hands the partner the customer's
+#   data) is for admins and integrators only.
+# * checkFiling: any answer past the access check (allowed, or "no contract offers this ticket type")
+#   counts as "allow".
+#
+#                                  anon cust part unlk supp  cm  admin c_rd c_rw p_rw v_rd v_rw
+ROWS: dict[tuple[str, str], tuple[str, ...]] = {
+    ("programs", "-"):             (U,   A,   A,   A,   A,   A,   A,   A,   A,   A,   A,   A),
+    ("program", "-"):              (U,   A,   A,   A,   A,   A,   A,   A,   A,   A,   A,   A),
+    ("customers", "own"):          (U,   A,   A,   H,   A,   A,   A,   A,   A,   A,   A,   A),
+    ("customers", "foreign"):      (U,   H,   H,   H,   A,   A,   A,   H,   H,   H,   A,   A),
+    ("customer", "own"):           (U,   A,   A,   H,   A,   A,   A,   A,   A,   A,   A,   A),
+    ("customer", "foreign"):       (U,   H,   H,   H,   A,   A,   A,   H,   H,   H,   A,   A),
+    ("partners", "own"):           (U,   D,   A,   H,   A,   A,   A,   D,   D,   A,   A,   A),
+    ("partners", "foreign"):       (U,   D,   H,   H,   A,   A,   A,   D,   D,   H,   A,   A),
+    ("contracts", "own"):          (U,   A,   A,   H,   A,   A,   A,   A,   A,   A,   A,   A),
+    ("contracts", "foreign"):      (U,   H,   H,   H,   A,   H,   A,   H,   H,   H,   A,   A),
+    ("contract", "own"):           (U,   A,   A,   H,   A,   A,   A,   A,   A,   A,   A,   A),
+    ("contract", "foreign"):       (U,   H,   H,   H,   A,   H,   A,   H,   H,   H,   A,   A),
+    ("me", "-"):                   (U,   A,   A,   A,   A,   A,   A,   A,   A,   A,   A,   A),
+    ("users", "-"):                (U,   D,   D,   D,   D,   D,   A,   D,   D,   D,   D,   D),
+    ("apiTokens", "-"):            (U,   D,   D,   D,   D,   D,   A,   D,   D,   D,   D,   D),
+    ("auditLog", "own"):           (U,   D,   D,   D,   A,   A,   A,   D,   D,   D,   D,   D),
+    ("auditLog", "foreign"):       (U,   D,   D,   D,   A,   H,   A,   D,   D,   D,   D,   D),
+    ("outOfScope", "own"):         (U,   A,   A,   H,   A,   A,   A,   A,   A,   A,   A,   A),
+    ("outOfScope", "foreign"):     (U,   H,   H,   H,   A,   A,   A,   H,   H,   H,   A,   A),
+    ("checkFiling", "own"):        (U,   A,   A,   H,   A,   A,   A,   A,   A,   A,   A,   A),
+    ("checkFiling", "foreign"):    (U,   H,   H,   H,   A,   A,   A,   H,   H,   H,   A,   A),
+    ("createCustomer", "-"):       (U,   D,   D,   D,   D,   A,   A,   D,   D,   D,   D,   A),
+    ("createPartner", "-"):        (U,   D,   D,   D,   D,   D,   A,   D,   D,   D,   D,   A),
+    ("linkPartner", "own"):        (U,   D,   D,   D,   D,   D,   A,   D,   D,   D,   D,   A),
+    ("linkPartner", "foreign"):    (U,   D,   D,   D,   D,   D,   A,   D,   D,   D,   D,   A),
+    ("createContract", "own"):     (U,   D,   D,   D,   D,   A,   A,   D,   D,   D,   D,   A),
+    ("createContract", "foreign"): (U,   D,   D,   D,   D,   A,   A,   D,   D,   D,   D,   A),
+    ("consumeEntitlement", "own"):     (U, D, D, D, A, A, A, D, D, D, D, A),
+    ("consumeEntitlement", "foreign"): (U, D, D, D, A, H, A, D, D, D, D, A),
+    ("reverseEntry", "own"):       (U,   D,   D,   D,   D,   A,   A,   D,   D,   D,   D,   A),
+    ("reverseEntry", "foreign"):   (U,   D,   D,   D,   D,   H,   A,   D,   D,   D,   D,   A),
+    ("adjustEntitlement", "own"):     (U, D, D, D, D, D, A, D, D, D, D, D),
+    ("adjustEntitlement", "foreign"): (U, D, D, D, D, D, A, D, D, D, D, D),
+    ("loadProgram", "-"):          (U,   D,   D,   D,   D,   D,   A,   D,   D,   D,   D,   D),
+    ("createUser", "own"):         (U,   D,   D,   D,   D,   D,   A,   D,   D,   D,   D,   D),
+    ("createUser", "foreign"):     (U,   D,   D,   D,   D,   D,   A,   D,   D,   D,   D,   D),
+    ("createApiToken", "own"):     (U,   D,   D,   D,   D,   D,   A,   D,   D,   D,   D,   D),
+    ("createApiToken", "foreign"): (U,   D,   D,   D,   D,   D,   A,   D,   D,   D,   D,   D),
+    ("revokeApiToken", "own"):     (U,   D,   D,   D,   D,   D,   A,   D,   D,   D,   D,   D),
+    ("revokeApiToken", "foreign"): (U,   D,   D,   D,   D,   D,   A,   D,   D,   D,   D,   D),
+}  # fmt: skip
+
+EXPECTED: dict[tuple[str, str, str], str] = {
+    (actor, operation, target): outcomes[i]
+    for (operation, target), outcomes in ROWS.items()
+    for i, actor in enumerate(ACTORS)
+}
+
+# The audit action each mutation records when it succeeds.
+AUDIT_ACTIONS = {
+    "createCustomer": {"customer.create"},
+    "createPartner": {"partner.create"},
+    "linkPartner": {"partner.link"},
+    "createContract": {"contract.create"},
+    "consumeEntitlement": {"ledger.consume"},
+    "reverseEntry": {"ledger.reverse"},
+    "adjustEntitlement": {"ledger.adjust"},
+    "loadProgram": {"program.created", "program.updated"},
+    "createUser": {"user.create"},
+    "createApiToken": {"token.create"},
+    "revokeApiToken": {"token.revoke"},
+}
+
+# ---- the world: parties, contracts, credentials --------------------------------------------------
+
+
+@dataclass
+class Caller:
+    headers: dict[str, str]
+    ref: str | None  # the actor_ref it leaves in the audit log and the ledger
+    email: str | None = None
+
+
+@dataclass
+class World:
+    ctx: AppContext
+    http: httpx.AsyncClient
+    callers: dict[str, Caller]
+    customers: dict[str, str]  # target -> customer id
+    contracts: dict[str, str]  # target -> contract id
+    partners: dict[str, str]  # target -> partner id (P linked to A, F linked to B)
+    manager_email: str
+    program_source: str
+    to_reverse: dict[str, uuid.UUID | None] = field(default_factory=dict)
+
+
+async def _user(ctx: AppContext, kind: UserKind, **fields: Any) -> Caller:
+    email = f"{unique('matrix')}@matrix.example"
+    user = await identity.create_user(
+        ctx, ADMIN, identity.NewUser(email=email, name=f"Matrix {kind.value}", password=PASSWORD, kind=kind, **fields)
+    )
+    login = await identity.log_in(ctx, email, PASSWORD)
+    headers = {"Cookie": f"{SESSION_COOKIE}={login.session_secret}", CSRF_HEADER: login.csrf_token}
+    return Caller(headers, f"user:{user.id}", email)
+
+
+async def _token(ctx: AppContext, scope: TokenScope, access: TokenAccess, **fields: Any) -> Caller:
+    token, secret = await identity.create_token(
+        ctx, ADMIN, identity.NewToken(name=unique("matrix-token"), scope=scope, access=access, **fields)
+    )
+    return Caller({"Authorization": f"Bearer {secret}"}, f"token:{token.id}")
+
+
+@pytest.fixture(scope="module")
+async def world(database: Database, database_url: str, shipped_programs: list[str]) -> AsyncIterator[World]:
+    from api.app import create_app
+
+    settings = Settings(database_url=database_url)
+    clock = FixedClock(NOW)
+    ctx = AppContext(db=database, settings=settings, clock=clock)
+
+    async def customer():  # type: ignore[no-untyped-def]
+        code = unique("matrix-customer")
+        return await parties.create_customer(ctx, ADMIN, parties.NewCustomer(code=code, name=code))
+
+    async def partner():  # type: ignore[no-untyped-def]
+        code = unique("matrix-partner")
+        return await parties.create_partner(ctx, ADMIN, parties.NewPartner(code=code, name=code))
+
+    own, foreign = await customer(), await customer()
+    linked, other, unlinked = await partner(), await partner(), await partner()
+    for p, c in ((linked, own), (other, foreign)):
+        await parties.link_partner(
+            ctx, ADMIN, partner_id=p.id, customer_id=c.id, managed=True, production_access=False,
+            can_file_tickets=True, can_view_entitlements=True, can_book_activities=False,
+        )
+
+    manager = await _user(ctx, UserKind.STAFF, staff_role=StaffRole.CLIENT_MANAGER)
+    manager_email = manager.email
+    assert manager_email is not None
+
+    async def contract(c, manager_email: str | None):  # type: ignore[no-untyped-def]
+        return await contracts.create_contract(
+            ctx,
+            ADMIN,
+            contracts.NewContract(
+                reference=unique("MATRIX"),
+                customer_id=c.id,
+                program_code="advisory-assure",
+                plan_code="small",
+                effective_date=date(2026, 2, 15),
+                end_date=date(2027, 2, 14),
+                monthly_fee=Decimal("1000.00"),
+                currency="EUR",
+                client_manager_email=manager_email,
+            ),
+        )
+
+    own_contract, foreign_contract = await contract(own, manager_email), await contract(foreign, None)
+    for c in (own_contract, foreign_contract):
+        await ledger.consume_entitlement(
+            ctx, ADMIN, ledger.Consumption(c.id, "activities", Decimal(1), date(2026, 3, 1), "matrix setup")
+        )
+
+    callers = {
+        "anonymous": Caller({}, None),
+        "customer": await _user(ctx, UserKind.CUSTOMER, customer_id=own.id),
+        "partner": await _user(ctx, UserKind.PARTNER, partner_id=linked.id),
+        "partner_unlinked": await _user(ctx, UserKind.PARTNER, partner_id=unlinked.id),
+        "support_engineer": await _user(ctx, UserKind.STAFF, staff_role=StaffRole.SUPPORT_ENGINEER),
+        "client_manager": manager,
+        "admin": await _user(ctx, UserKind.STAFF, staff_role=StaffRole.ADMIN),
+        "customer_read_token": await _token(ctx, TokenScope.CUSTOMER, TokenAccess.READ, customer_id=own.id),
+        "customer_rw_token": await _token(ctx, TokenScope.CUSTOMER, TokenAccess.READ_WRITE, customer_id=own.id),
+        "partner_rw_token": await _token(ctx, TokenScope.PARTNER, TokenAccess.READ_WRITE, partner_id=linked.id),
+        "provider_read_token": await _token(ctx, TokenScope.PROVIDER, TokenAccess.READ),
+        "provider_rw_token": await _token(ctx, TokenScope.PROVIDER, TokenAccess.READ_WRITE),
+    }
+    assert set(callers) == set(ACTORS)
+
+    app = create_app(settings, database=database, clock=clock)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as http:
+        yield World(
+            ctx=ctx,
+            http=http,
+            callers=callers,
+            customers={"own": str(own.id), "foreign": str(foreign.id)},
+            contracts={"own": str(own_contract.id), "foreign": str(foreign_contract.id)},
+            partners={"own": str(linked.id), "foreign": str(other.id)},
+            manager_email=manager_email,
+            program_source=(PROJECT_ROOT / "programs" / "advisory-assure.toml").read_text(encoding="utf-8"),
+        )
+
+
+# ---- the requests ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Request:
+    document: str
+    variables: dict[str, Any]
+    ids: tuple[str, ...] = ()  # the objects named: ids[0] is the one a list answer is searched for
+
+
+def _pick(values: dict[str, str], target: str) -> str:
+    """The own or foreign object's id; a random one for "missing" (an object that does not exist)."""
+    return str(uuid.uuid4()) if target == "missing" else values[target]
+
+
+ERROR_FIELDS = "__typename ... on UserError { code message field }"
+
+
+def _mutation(name: str, input_type: str, success: str) -> str:
+    return (
+        f"mutation Run($input: {input_type}!) {{ {name}(input: $input) {{ {ERROR_FIELDS} ... on {success} }} }}"
+    )
+
+
+LEDGER_SUCCESS = "LedgerEntrySuccess { entry { id contractId quantity kind } period { consumed } }"
+
+
+async def q_programs(w: World, t: str) -> Request:
+    return Request("{ programs { code plans { code } } }", {}, ("advisory-assure",))
+
+
+async def q_program(w: World, t: str) -> Request:
+    return Request("query Run($code: String!) { program(code: $code) { code name } }", {"code": "advisory-assure"})
+
+
+async def q_customers(w: World, t: str) -> Request:
+    return Request("{ customers { id code } }", {}, (_pick(w.customers, t),))
+
+
+async def q_customer(w: World, t: str) -> Request:
+    ident = _pick(w.customers, t)
+    document = "query Run($id: ID!) { customer(id: $id) { id code correspondent { kind name partnerId } } }"
+    return Request(document, {"id": ident}, (ident,))
+
+
+async def q_partners(w: World, t: str) -> Request:
+    return Request("{ partners { id code } }", {}, (_pick(w.partners, t),))
+
+
+async def q_contracts(w: World, t: str) -> Request:
+    ident = _pick(w.customers, t)
+    document = "query Run($c: ID) { contracts(customerId: $c) { id reference customer { id } } }"
+    return Request(document, {"c": ident}, (ident,))
+
+
+async def q_contract(w: World, t: str) -> Request:
+    ident = _pick(w.contracts, t)
+    document = """
+    query Run($id: ID!) {
+      contract(id: $id) {
+        id reference isActive customer { id } clientManager { email } plan { code }
+        entitlements { bucket consumed remaining }
+        periods(bucket: "activities") { periodStart consumed }
+        ledger(first: 5) { edges { node { id quantity } } }
+      }
+    }"""
+    return Request(document, {"id": ident}, (ident,))
+
+
+async def q_me(w: World, t: str) -> Request:
+    return Request("{ me { kind roles customerId partnerId readOnly } }", {})
+
+
+async def q_users(w: World, t: str) -> Request:
+    return Request("{ users { id email } }", {})
+
+
+async def q_api_tokens(w: World, t: str) -> Request:
+    return Request("{ apiTokens { id name } }", {})
+
+
+async def q_audit_log(w: World, t: str) -> Request:
+    ident = _pick(w.customers, t)
+    document = "query Run($c: ID) { auditLog(first: 5, customerId: $c) { edges { node { id action } } } }"
+    return Request(document, {"c": ident}, (ident,))
+
+
+async def q_out_of_scope(w: World, t: str) -> Request:
+    ident = _pick(w.customers, t)
+    return Request("query Run($c: ID!) { outOfScope(customerId: $c) { code source } }", {"c": ident}, (ident,))
+
+
+async def q_check_filing(w: World, t: str) -> Request:
+    ident = _pick(w.customers, t)
+    document = """
+    query Run($c: ID!) { checkFiling(customerId: $c, ticketType: "issue-report") { allowed code reason contractId } }
+    """
+    return Request(document, {"c": ident}, (ident,))
+
+
+async def m_create_customer(w: World, t: str) -> Request:
+    document = _mutation("createCustomer", "CreateCustomerInput", "CreateCustomerSuccess { customer { id } }")
+    return Request(document, {"input": {"code": unique("mx-customer"), "name": "Matrix customer"}})
+
+
+async def m_create_partner(w: World, t: str) -> Request:
+    document = _mutation("createPartner", "CreatePartnerInput", "CreatePartnerSuccess { partner { id } }")
+    return Request(document, {"input": {"code": unique("mx-partner"), "name": "Matrix partner"}})
+
+
+async def m_link_partner(w: World, t: str) -> Request:
+    # Links again exactly as the world set them up (P to A, F to B), so nothing changes but the audit log.
+    partner, customer = _pick(w.partners, t), _pick(w.customers, t)
+    document = _mutation("linkPartner", "LinkPartnerInput", "LinkPartnerSuccess { partnerId customerId }")
+    variables = {
+        "partnerId": partner,
+        "customerId": customer,
+        "managed": True,
+        "productionAccess": False,
+        "canFileTickets": True,
+        "canViewEntitlements": True,
+        "canBookActivities": False,
+    }
+    return Request(document, {"input": variables}, (partner, customer))
+
+
+async def m_create_contract(w: World, t: str) -> Request:
+    customer = _pick(w.customers, t)
+    document = _mutation("createContract", "CreateContractInput", "CreateContractSuccess { contract { id } }")
+    variables = {
+        "reference": unique("MX"),
+        "customerId": customer,
+        "programCode": "advisory-assure",
+        "planCode": "small",
+        "effectiveDate": "2026-02-15",
+        "endDate": "2027-02-14",
+        "monthlyFee": "100.00",
+        "currency": "EUR",
+        "clientManagerEmail": w.manager_email if t == "own" else None,
+    }
+    return Request(document, {"input": variables}, (customer,))
+
+
+async def m_consume(w: World, t: str) -> Request:
+    # Quarter 3 (2026-08-15 .. 2026-11-14): at most four callers consume one each of the five.
+    contract = _pick(w.contracts, t)
+    document = _mutation("consumeEntitlement", "ConsumeEntitlementInput", LEDGER_SUCCESS)
+    variables = {"contractId": contract, "bucket": "activities", "quantity": "1", "on": "2026-09-01", "reason": "mx"}
+    return Request(document, {"input": variables}, (contract,))
+
+
+async def _entry_to_reverse(w: World, target: str) -> uuid.UUID:
+    """An unreversed entry of the target's contract, in quarter 2; a refused call leaves it for the next."""
+    current = w.to_reverse.get(target)
+    if current is not None:
+        async with w.ctx.db.read() as session:
+            reversed_by = await session.scalar(select(LedgerEntry.id).where(LedgerEntry.reverses_entry_id == current))
+        if reversed_by is None:
+            return current
+    outcome = await ledger.consume_entitlement(
+        w.ctx,
+        ADMIN,
+        ledger.Consumption(uuid.UUID(w.contracts[target]), "activities", Decimal(1), date(2026, 6, 1), "to reverse"),
+    )
+    w.to_reverse[target] = outcome.entry.id
+    return outcome.entry.id
+
+
+async def m_reverse(w: World, t: str) -> Request:
+    entry = str(uuid.uuid4()) if t == "missing" else str(await _entry_to_reverse(w, t))
+    document = _mutation("reverseEntry", "ReverseEntryInput", LEDGER_SUCCESS)
+    return Request(document, {"input": {"entryId": entry, "reason": "matrix"}}, (entry,))
+
+
+async def m_adjust(w: World, t: str) -> Request:
+    # Quarter 4 (2026-11-15 .. 2027-02-14): only admins adjust.
+    contract = _pick(w.contracts, t)
+    document = _mutation("adjustEntitlement", "AdjustEntitlementInput", LEDGER_SUCCESS)
+    variables = {"contractId": contract, "bucket": "activities", "quantity": "1", "on": "2026-12-01", "reason": "mx"}
+    return Request(document, {"input": variables}, (contract,))
+
+
+async def m_load_program(w: World, t: str) -> Request:
+    source = w.program_source.replace('code = "advisory-assure"', f'code = "{unique("mx-program")}"', 1)
+    document = _mutation("loadProgram", "LoadProgramInput", "LoadProgramSuccess { status program { code } }")
+    return Request(document, {"input": {"source": source, "fileName": "matrix.toml"}})
+
+
+async def m_create_user(w: World, t: str) -> Request:
+    customer = _pick(w.customers, t)
+    document = _mutation("createUser", "CreateUserInput", "CreateUserSuccess { user { id customerId } }")
+    variables = {
+        "email": f"{unique('mx-user')}@matrix.example",
+        "name": "Matrix user",
+        "password": PASSWORD,
+        "kind": "CUSTOMER",
+        "customerId": customer,
+    }
+    return Request(document, {"input": variables}, (customer,))
+
+
+async def m_create_api_token(w: World, t: str) -> Request:
+    customer = _pick(w.customers, t)
+    document = _mutation("createApiToken", "CreateApiTokenInput", "CreateApiTokenSuccess { token { id } }")
+    variables = {"name": unique("mx-token"), "scope": "CUSTOMER", "access": "READ", "customerId": customer}
+    return Request(document, {"input": variables}, (customer,))
+
+
+async def m_revoke_api_token(w: World, t: str) -> Request:
+    if t == "missing":
+        ident = str(uuid.uuid4())
+    else:
+        token, _ = await identity.create_token(
+            w.ctx,
+            ADMIN,
+            identity.NewToken(
+                name=unique("mx-revoke"),
+                scope=TokenScope.CUSTOMER,
+                access=TokenAccess.READ,
+                customer_id=uuid.UUID(w.customers[t]),
+            ),
+        )
+        ident = str(token.id)
+    document = (
+        "mutation Run($id: ID!) { revokeApiToken(id: $id) { "
+        f"{ERROR_FIELDS} ... on RevokeApiTokenSuccess {{ token {{ id revokedAt }} }} }} }}"
+    )
+    return Request(document, {"id": ident}, (ident,))
+
+
+Builder = Callable[[World, str], Awaitable[Request]]
+
+QUERIES: dict[str, Builder] = {
+    "programs": q_programs,
+    "program": q_program,
+    "customers": q_customers,
+    "customer": q_customer,
+    "partners": q_partners,
+    "contracts": q_contracts,
+    "contract": q_contract,
+    "me": q_me,
+    "users": q_users,
+    "apiTokens": q_api_tokens,
+    "auditLog": q_audit_log,
+    "outOfScope": q_out_of_scope,
+    "checkFiling": q_check_filing,
+}
+
+MUTATIONS: dict[str, Builder] = {
+    "createCustomer": m_create_customer,
+    "createPartner": m_create_partner,
+    "linkPartner": m_link_partner,
+    "createContract": m_create_contract,
+    "consumeEntitlement": m_consume,
+    "reverseEntry": m_reverse,
+    "adjustEntitlement": m_adjust,
+    "loadProgram": m_load_program,
+    "createUser": m_create_user,
+    "createApiToken": m_create_api_token,
+    "revokeApiToken": m_revoke_api_token,
+}
+
+BUILDERS = {**QUERIES, **MUTATIONS}
+
+
+# ---- running and classifying -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Response:
+    status: int
+    body: dict[str, Any]
+
+
+async def run(w: World, actor: str, request: Request) -> Response:
+    response = await w.http.post(
+        "/graphql",
+        json={"query": request.document, "variables": request.variables},
+        headers=w.callers[actor].headers,
+    )
+    assert response.status_code in (200, 401), response.text
+    return Response(response.status_code, response.json())
+
+
+def classify(operation: str, request: Request, response: Response) -> str:
+    """One of allow / deny / hidden / unauthenticated; anything else comes back as a description."""
+    if response.status == 401:
+        return U
+    body = response.body
+    if body.get("errors"):
+        messages = [e["message"] for e in body["errors"]]
+        if all(" may not " in m for m in messages):
+            return D
+        return f"errors: {messages}"
+    value = body["data"][operation]
+    if operation in MUTATIONS:
+        typename = value["__typename"]
+        if typename.endswith("Success"):
+            return A
+        if typename == "PermissionDeniedError":
+            return D
+        if typename == "NotFoundError":
+            return H
+        return f"{typename}: {value.get('message')}"
+    if value is None:
+        return H
+    if operation in ("customers", "partners"):
+        return A if request.ids[0] in {item["id"] for item in value} else H
+    if operation == "programs":
+        return A if request.ids[0] in {item["code"] for item in value} else H
+    if operation == "contracts":
+        return A if value else H
+    if operation == "auditLog":
+        return A if value["edges"] else H
+    if operation == "checkFiling":
+        if value["allowed"] or value["code"] in ("INVALID", "PARTNER_NOT_ELIGIBLE"):
+            return A  # past the access check: the answer is the program's
+        return {"PERMISSION_DENIED": D, "OUT_OF_SCOPE": H, "NOT_FOUND": H}.get(value["code"], f"checkFiling: {value}")
+    return A
+
+
+async def counts(w: World) -> tuple[int, int]:
+    """Rows in the audit log and in the ledger."""
+    async with w.ctx.db.read() as session:
+        audit_rows = await session.scalar(select(func.count()).select_from(AuditEntry))
+        ledger_rows = await session.scalar(select(func.count()).select_from(LedgerEntry))
+    return int(audit_rows or 0), int(ledger_rows or 0)
+
+
+def normalised(response: Response, ids: tuple[str, ...]) -> tuple[int, str]:
+    text = json.dumps(response.body, sort_keys=True)
+    for ident in ids:
+        text = text.replace(ident, "<ID>")
+    return response.status, text
+
+
+CASES = sorted(EXPECTED, key=lambda key: (list(BUILDERS).index(key[1]) if key[1] in BUILDERS else -1, key))
+
+
+@pytest.mark.parametrize(("actor", "operation", "target"), CASES, ids=["-".join(case) for case in CASES])
+async def test_permission_matrix(world: World, actor: str, operation: str, target: str) -> None:
+    expected = EXPECTED[(actor, operation, target)]
+    request = await BUILDERS[operation](world, target)
+    before = await counts(world)
+    response = await run(world, actor, request)
+    after = await counts(world)
+
+    outcome = classify(operation, request, response)
+    assert outcome == expected, f"{actor} {operation} ({target}): {outcome}, expected {expected}\n{response.body}"
+
+    if operation in MUTATIONS:
+        if outcome == A:
+            assert after[0] > before[0], f"{operation} by {actor} succeeded without an audit entry"
+        else:
+            assert after == before, f"refused {operation} by {actor} wrote (audit, ledger) {before} -> {after}"
+
+    if target == "foreign" and outcome != A:
+        # Out of reach must read exactly as nonexistent: the same request for a random id.
+        missing_request = await BUILDERS[operation](world, "missing")
+        missing = await run(world, actor, missing_request)
+        assert normalised(response, request.ids) == normalised(missing, missing_request.ids), (
+            f"{actor} {operation}: a foreign object answers differently from a nonexistent one"
+        )
+
+
+def test_every_schema_operation_has_rows() -> None:
+    schema = graphql.build_schema(build_schema(Settings()).as_str())
+    fields = {
+        **{name: "Query" for name in schema.query_type.fields},
+        **{name: "Mutation" for name in schema.mutation_type.fields},
+    }
+    covered = {operation for _, operation, _ in EXPECTED}
+    missing = sorted(f"{kind}.{name}" for name, kind in fields.items() if name not in covered)
+    assert not missing, f"operations without rows in EXPECTED: {', '.join(missing)}"
+    unknown = sorted(covered - set(fields))
+    assert not unknown, f"EXPECTED has rows for operations not in the schema: {', '.join(unknown)}"
+    assert set(BUILDERS) == set(fields), f"request builders differ from the schema: {set(BUILDERS) ^ set(fields)}"
+    for (_, operation, target), _outcome in EXPECTED.items():
+        assert (target == "-") == ((operation, "own") not in ROWS and (operation, "foreign") not in ROWS)
+    for operation in fields:
+        assert {t for _, op, t in EXPECTED if op == operation} in ({"-"}, {"own", "foreign"}), operation
+        assert {a for a, op, _ in EXPECTED if op == operation} == set(ACTORS), operation
+
+
+async def test_refused_calls_left_no_trace(world: World) -> None:
+    """After the matrix: every audit entry left by a matrix caller is for a change its rows allow, and
+    the foreign contract's ledger holds entries only from callers allowed to write it."""
+    allowed_actions = {
+        actor: set().union(
+            *(AUDIT_ACTIONS[op] for (a, op, _t), outcome in EXPECTED.items() if a == actor and op in MUTATIONS and outcome == A)
+        )
+        for actor in ACTORS
+    }
+    ledger_writers = {
+        world.callers[a].ref
+        for (a, op, t), outcome in EXPECTED.items()
+        if t == "foreign" and op in ("consumeEntitlement", "reverseEntry", "adjustEntitlement") and outcome == A
+    } | {ADMIN.ref}
+    async with world.ctx.db.read() as session:
+        for actor in ACTORS:
+            ref = world.callers[actor].ref
+            if ref is None:
+                continue
+            actions = set(await session.scalars(select(AuditEntry.action).where(AuditEntry.actor_ref == ref)))
+            actions.discard("session.login")
+            assert actions <= allowed_actions[actor], f"{actor} left audit entries {actions - allowed_actions[actor]}"
+        refs = set(
+            await session.scalars(
+                select(LedgerEntry.actor_ref).where(LedgerEntry.contract_id == uuid.UUID(world.contracts["foreign"]))
+            )
+        )
+    assert refs <= ledger_writers, f"foreign ledger written by {refs - ledger_writers}"
