@@ -3,7 +3,6 @@ or a typed error. Every rule lives in api.services."""
 
 from __future__ import annotations
 
-import enum
 import uuid
 from datetime import date, datetime
 from decimal import Decimal
@@ -25,7 +24,6 @@ from api.graphql.errors import (
     ValidationError,
     user_error,
 )
-from api.graphql.queries import api_token_type, user_type
 from api.graphql.types import (
     ApiTokenType,
     ContractType,
@@ -491,7 +489,7 @@ class Mutation:
             )
         except DomainError as exc:
             return user_error(exc)
-        return CreateUserSuccess(user=user_type(user))
+        return CreateUserSuccess(user=UserType.build(user))
 
     @strawberry.mutation(description="Create an API token (admins only); the secret is in the result, once.")
     async def create_api_token(
@@ -513,7 +511,7 @@ class Mutation:
             )
         except DomainError as exc:
             return user_error(exc)
-        return CreateApiTokenSuccess(token=api_token_type(token), secret=secret)
+        return CreateApiTokenSuccess(token=ApiTokenType.build(token), secret=secret)
 
     @strawberry.mutation(description="Revoke an API token (admins only); it stops working at once.")
     async def revoke_api_token(self, info: Info[RequestContext, None], id: strawberry.ID) -> RevokeApiTokenResult:
@@ -522,4 +520,4 @@ class Mutation:
             token = await identity.revoke_token(ctx.app, ctx.actor, _id(id, "API token", "id"))
         except DomainError as exc:
             return user_error(exc)
-        return RevokeApiTokenSuccess(token=api_token_type(token))
+        return RevokeApiTokenSuccess(token=ApiTokenType.build(token))

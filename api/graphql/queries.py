@@ -25,59 +25,11 @@ from api.graphql.types import (
     ViewerType,
     opt_id,
 )
-from api.models import ApiToken, AuditEntry, User
 from api.services import access, audit, contracts, identity, parties, programs
 from api.services.errors import DomainError, NotFound
 from api.services.paging import encode_cursor
 
-__all__ = ["Query", "api_token_type", "user_type"]
-
-
-def user_type(user: User) -> UserType:
-    return UserType(
-        id=strawberry.ID(str(user.id)),
-        email=user.email,
-        name=user.name,
-        kind=user.kind.value,
-        staff_role=None if user.staff_role is None else user.staff_role.value,
-        customer_id=opt_id(user.customer_id),
-        partner_id=opt_id(user.partner_id),
-        active=user.active,
-        last_login_at=user.last_login_at,
-    )
-
-
-def api_token_type(token: ApiToken) -> ApiTokenType:
-    return ApiTokenType(
-        id=strawberry.ID(str(token.id)),
-        name=token.name,
-        prefix=token.prefix,
-        scope=token.scope.value,
-        access=token.access.value,
-        customer_id=opt_id(token.customer_id),
-        partner_id=opt_id(token.partner_id),
-        created_at=token.created_at,
-        expires_at=token.expires_at,
-        revoked_at=token.revoked_at,
-        last_used_at=token.last_used_at,
-    )
-
-
-def _audit_type(entry: AuditEntry) -> AuditEntryType:
-    return AuditEntryType(
-        id=strawberry.ID(str(entry.id)),
-        occurred_at=entry.occurred_at,
-        actor_kind=entry.actor_kind,
-        actor_ref=entry.actor_ref,
-        actor_name=entry.actor_name,
-        partner_id=opt_id(entry.partner_id),
-        on_behalf_of_customer_id=opt_id(entry.on_behalf_of_customer_id),
-        interface=entry.interface,
-        action=entry.action,
-        target_type=entry.target_type,
-        target_id=entry.target_id,
-        detail=entry.detail,
-    )
+__all__ = ["Query"]
 
 
 def _customer_id(value: strawberry.ID) -> uuid.UUID:
@@ -153,12 +105,12 @@ class Query:
     @strawberry.field(description="Users (admins only).")
     async def users(self, info: Info[RequestContext, None]) -> list[UserType]:
         ctx = info.context
-        return [user_type(u) for u in await identity.list_users(ctx.app, ctx.actor)]
+        return [UserType.build(u) for u in await identity.list_users(ctx.app, ctx.actor)]
 
     @strawberry.field(description="API tokens, without their secrets (admins only).")
     async def api_tokens(self, info: Info[RequestContext, None]) -> list[ApiTokenType]:
         ctx = info.context
-        return [api_token_type(t) for t in await identity.list_tokens(ctx.app, ctx.actor)]
+        return [ApiTokenType.build(t) for t in await identity.list_tokens(ctx.app, ctx.actor)]
 
     @strawberry.field(description="The audit log, newest first (staff only).")
     async def audit_log(
@@ -179,7 +131,7 @@ class Query:
             action=action,
         )
         return AuditEntryConnection(
-            edges=[AuditEntryEdge(cursor=encode_cursor(e.occurred_at, e.id), node=_audit_type(e)) for e in page.entries],
+            edges=[AuditEntryEdge(cursor=encode_cursor(e.occurred_at, e.id), node=AuditEntryType.build(e)) for e in page.entries],
             page_info=PageInfo(has_next_page=page.has_next_page, end_cursor=page.end_cursor),
         )
 

@@ -12,7 +12,7 @@ from strawberry.types import Info
 
 from api.graphql.context import RequestContext, parse_id
 from api.graphql.errors import ErrorCodeEnum
-from api.models import Contract, Customer, LedgerEntry, Partner, ProgramRecord
+from api.models import ApiToken, AuditEntry, Contract, Customer, LedgerEntry, Partner, ProgramRecord, User
 from api.models.ledger import LedgerKind
 from api.programs.schema import Bucket
 from api.services import access, contracts, ledger
@@ -287,9 +287,6 @@ class LedgerEntryType:
 
     @classmethod
     def build(cls, entry: LedgerEntry) -> LedgerEntryType:
-        def opt(value: object) -> strawberry.ID | None:
-            return None if value is None else strawberry.ID(str(value))
-
         return cls(
             id=strawberry.ID(str(entry.id)),
             contract_id=strawberry.ID(str(entry.contract_id)),
@@ -301,9 +298,9 @@ class LedgerEntryType:
             reason=entry.reason,
             actor_kind=entry.actor_kind,
             actor_ref=entry.actor_ref,
-            on_behalf_of_customer_id=opt(entry.on_behalf_of_customer_id),
+            on_behalf_of_customer_id=opt_id(entry.on_behalf_of_customer_id),
             idempotency_key=entry.idempotency_key,
-            reverses_entry_id=opt(entry.reverses_entry_id),
+            reverses_entry_id=opt_id(entry.reverses_entry_id),
             created_at=entry.created_at,
         )
 
@@ -449,6 +446,20 @@ class UserType:
     active: bool
     last_login_at: datetime | None
 
+    @classmethod
+    def build(cls, user: User) -> UserType:
+        return cls(
+            id=strawberry.ID(str(user.id)),
+            email=user.email,
+            name=user.name,
+            kind=user.kind.value,
+            staff_role=None if user.staff_role is None else user.staff_role.value,
+            customer_id=opt_id(user.customer_id),
+            partner_id=opt_id(user.partner_id),
+            active=user.active,
+            last_login_at=user.last_login_at,
+        )
+
 
 @strawberry.type(name="ApiToken", description="An integrator's token; its secret is shown only when created.")
 class ApiTokenType:
@@ -463,6 +474,22 @@ class ApiTokenType:
     expires_at: datetime | None
     revoked_at: datetime | None
     last_used_at: datetime | None
+
+    @classmethod
+    def build(cls, token: ApiToken) -> ApiTokenType:
+        return cls(
+            id=strawberry.ID(str(token.id)),
+            name=token.name,
+            prefix=token.prefix,
+            scope=token.scope.value,
+            access=token.access.value,
+            customer_id=opt_id(token.customer_id),
+            partner_id=opt_id(token.partner_id),
+            created_at=token.created_at,
+            expires_at=token.expires_at,
+            revoked_at=token.revoked_at,
+            last_used_at=token.last_used_at,
+        )
 
 
 @strawberry.type(name="AuditEntry", description="One change: who, for whom, what, when, through which interface.")
@@ -479,6 +506,23 @@ class AuditEntryType:
     target_type: str
     target_id: str
     detail: strawberry.scalars.JSON
+
+    @classmethod
+    def build(cls, entry: AuditEntry) -> AuditEntryType:
+        return cls(
+            id=strawberry.ID(str(entry.id)),
+            occurred_at=entry.occurred_at,
+            actor_kind=entry.actor_kind,
+            actor_ref=entry.actor_ref,
+            actor_name=entry.actor_name,
+            partner_id=opt_id(entry.partner_id),
+            on_behalf_of_customer_id=opt_id(entry.on_behalf_of_customer_id),
+            interface=entry.interface,
+            action=entry.action,
+            target_type=entry.target_type,
+            target_id=entry.target_id,
+            detail=entry.detail,
+        )
 
 
 @strawberry.type

@@ -16,7 +16,7 @@ from api.models import StaffRole, TokenAccess, TokenScope, UserKind
 from api.programs.loader import read_program_file
 from api.services import ledger, parties, policy
 from tests.conftest import ADMIN, NOW, unique
-from tests.graphql.test_auth_api import Caller, Connect, connect, table_counts  # noqa: F401 (connect is a fixture)
+from tests.graphql.conftest import Caller, Connect, table_counts
 
 TODAY = NOW.date()
 REFUSAL = read_program_file(PROJECT_ROOT / "programs" / "partner-support.toml").program.partners.integration_support_refusal.strip()
