@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 
 __all__ = ["PROJECT_ROOT", "Settings", "get_settings"]
@@ -30,6 +31,8 @@ class Settings:
     graphql_max_depth: int = 12
     graphql_max_aliases: int = 30
     sql_echo: bool = False
+    # An SLA clock is "at risk" once this share of its target has elapsed.
+    sla_at_risk_share: Decimal = Decimal("0.8")
 
     @property
     def production(self) -> bool:
@@ -44,6 +47,7 @@ class Settings:
             graphql_max_depth=int(os.environ.get("ENTITLE_GRAPHQL_MAX_DEPTH", "12")),
             graphql_max_aliases=int(os.environ.get("ENTITLE_GRAPHQL_MAX_ALIASES", "30")),
             sql_echo=_flag("ENTITLE_SQL_ECHO", False),
+            sla_at_risk_share=Decimal(os.environ.get("ENTITLE_SLA_AT_RISK_SHARE", "0.8")),
         )
 
 

@@ -91,12 +91,12 @@ def _window_days(rule: str, year: int, *, month: int | None, count: int | None, 
 
 
 def local_open_spans(spec: Calendar, day: date, rules: _YearRules | None = None) -> list[Span]:
-    """Open spans of one local day: the weekly schedule unless a public holiday, plus the open windows
-    covering the day (emergency cover on holidays); an explicit closed date closes everything."""
+    """Open spans of one local day: the weekly schedule unless a public holiday or a closed window's
+    day, plus the open windows covering the day (emergency cover); an explicit closed date closes all."""
     rules = rules or _year_rules(spec, day.year)
     if day in rules.closed:
         return []
-    spans = [] if day in rules.public else list(rules.weekly[day.weekday()])
+    spans = [] if day in rules.public or day in rules.closed_by_rule else list(rules.weekly[day.weekday()])
     for days, window_spans in rules.windows:
         if day in days:
             spans.extend(window_spans)
@@ -108,6 +108,7 @@ class _YearRules:
     weekly: tuple[tuple[Span, ...], ...]
     public: set[date]
     closed: set[date]
+    closed_by_rule: set[date]
     windows: tuple[tuple[set[date], tuple[Span, ...]], ...]
 
 
@@ -120,7 +121,12 @@ def _year_rules(spec: Calendar, year: int) -> _YearRules:
         )
         for w in spec.open_windows
     )
-    return _YearRules(_weekly(spec), public, {d for d in spec.closed_dates if d.year == year}, windows)
+    closed_by_rule: set[date] = set()
+    for window in spec.closed_windows:
+        closed_by_rule |= _window_days(window.rule, year, month=window.month, count=window.count, public=public)
+    return _YearRules(
+        _weekly(spec), public, {d for d in spec.closed_dates if d.year == year}, closed_by_rule, windows
+    )
 
 
 @dataclass
@@ -138,7 +144,21 @@ class _Year:
 def _epoch(day: date, minute: int, zone: ZoneInfo) -> int:
     local = datetime(day.year, day.month, day.day, tzinfo=zone) + timedelta(minutes=minute)
     # Wall-clock arithmetic, then the zone's offset at that wall time (fold=0 for ambiguous times).
-    return int(datetime(local.year, local.month, local.day, local.hour, local.minute, tzinfo=zone).timestamp())
+    wall = datetime(local.year, local.month, local.day, local.hour, local.minute, tzinfo=zone)
+    instant = int(wall.timestamp())
+    if datetime.fromtimestamp(instant, zone).replace(tzinfo=None) == wall.replace(tzinfo=None):
+        return instant
+    # A wall time skipped by a DST gap does not exist; fold=0 would put it an hour late (02:30 -> 03:30).
+    # It stands for the end of the gap: the transition instant, found between the two readings.
+    after = datetime.fromtimestamp(instant, zone).utcoffset()
+    before, found = int(wall.replace(fold=1).timestamp()), instant
+    while found - before > 1:
+        middle = (before + found) // 2
+        if datetime.fromtimestamp(middle, zone).utcoffset() == after:
+            found = middle
+        else:
+            before = middle
+    return found
 
 
 @dataclass

@@ -9,7 +9,8 @@ from datetime import date
 from strawberry.dataloader import DataLoader
 
 from api.models import Customer, User
-from api.services import contracts, parties, programs
+from api.domain.sla import TargetClock
+from api.services import contracts, parties, programs, tickets
 from api.services.context import Actor, AppContext
 from api.services.contracts import EntitlementPeriod
 from api.services.programs import PlanView
@@ -36,12 +37,14 @@ class Loaders:
     plan: DataLoader[uuid.UUID, PlanView | None] = field(init=False)
     entitlements: DataLoader[tuple[uuid.UUID, date | None], list[EntitlementPeriod]] = field(init=False)
     staff: DataLoader[uuid.UUID, User | None] = field(init=False)
+    sla: DataLoader[uuid.UUID, list[TargetClock]] = field(init=False)
 
     def __post_init__(self) -> None:
         self.customer = DataLoader(self._customers)
         self.plan = DataLoader(self._plans)
         self.entitlements = DataLoader(self._entitlements)
         self.staff = DataLoader(self._staff)
+        self.sla = DataLoader(self._sla)
 
     async def _customers(self, ids: list[uuid.UUID]) -> list[Customer | None]:
         found = await parties.get_customers_by_ids(self.app, self.actor, ids)
@@ -54,6 +57,10 @@ class Loaders:
     async def _staff(self, ids: list[uuid.UUID]) -> list[User | None]:
         found = await contracts.get_staff_by_ids(self.app, self.actor, ids)
         return [found.get(i) for i in ids]
+
+    async def _sla(self, ids: list[uuid.UUID]) -> list[list[TargetClock]]:
+        found = await tickets.sla_for_tickets(self.app, self.actor, ids)
+        return [found.get(i, []) for i in ids]
 
     async def _entitlements(self, keys: list[tuple[uuid.UUID, date | None]]) -> list[list[EntitlementPeriod]]:
         found = await contracts.entitlements_for_contracts(self.app, self.actor, keys)

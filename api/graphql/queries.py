@@ -17,6 +17,8 @@ from api.graphql.types import (
     ContractType,
     CustomerType,
     FilingCheckType,
+    OpenWindowType,
+    TicketType,
     PageInfo,
     PartnerType,
     ProgramType,
@@ -25,7 +27,7 @@ from api.graphql.types import (
     ViewerType,
     opt_id,
 )
-from api.services import access, audit, contracts, identity, parties, programs
+from api.services import access, audit, contracts, identity, parties, programs, tickets
 from api.services.errors import DomainError, NotFound
 from api.services.paging import encode_cursor
 
@@ -169,3 +171,25 @@ class Query:
         except DomainError as exc:
             return FilingCheckType(allowed=False, code=exc.code, reason=exc.message, contract_id=None)
         return FilingCheckType(allowed=True, code=None, reason=None, contract_id=opt_id(decision.contract_id))
+
+    @strawberry.field
+    async def ticket(self, info: Info[RequestContext, None], id: strawberry.ID) -> TicketType | None:
+        ctx = info.context
+        ident = parse_id(id)
+        if ident is None:
+            return None
+        found = await tickets.get_tickets(ctx.app, ctx.actor, [ident])
+        return TicketType.build(found[ident]) if ident in found else None
+
+    @strawberry.field(description="When a program's support calendar is open, day by day in its own time zone.")
+    async def calendar_windows(
+        self,
+        info: Info[RequestContext, None],
+        program_code: str,
+        calendar: str,
+        from_date: date,
+        to_date: date,
+    ) -> list[OpenWindowType]:
+        ctx = info.context
+        windows = await tickets.calendar_windows(ctx.app, ctx.actor, program_code, calendar, from_date, to_date)
+        return [OpenWindowType(start=start, end=end) for start, end in windows]

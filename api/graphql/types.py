@@ -16,7 +16,9 @@ from api.models import ApiToken, AuditEntry, Contract, Customer, LedgerEntry, Pa
 from api.models.ledger import LedgerKind
 from api.programs.schema import Bucket
 from api.services import access, contracts, ledger
+from api.domain.sla import TargetClock
 from api.services.contracts import EntitlementPeriod
+from api.services.tickets import TicketView
 from api.services.programs import PlanView, program_model
 
 __all__ = [
@@ -39,6 +41,10 @@ __all__ = [
     "StaffMemberType",
     "UserType",
     "ViewerType",
+    "OpenWindowType",
+    "SlaClockType",
+    "TicketEventType",
+    "TicketType",
     "opt_id",
 ]
 
@@ -539,3 +545,99 @@ class AuditEntryConnection:
 
 def opt_id(value: object) -> strawberry.ID | None:
     return None if value is None else strawberry.ID(str(value))
+
+
+@strawberry.type(name="SlaClock", description="One SLA target of a ticket, replayed from its event history.")
+class SlaClockType:
+    target: str = strawberry.field(description="acknowledge, first_response, update_interval or resolution")
+    calendar: str | None
+    target_seconds: int | None = strawberry.field(description="Open time allowed; null when as time permits.")
+    as_time_permits: bool
+    best_effort: bool
+    started_at: datetime
+    due_at: datetime | None = strawberry.field(description="Null while paused, or when as time permits.")
+    met_at: datetime | None
+    breached: bool
+    paused: bool
+    elapsed_seconds: int
+    remaining_seconds: int | None
+    at_risk: bool
+    missed_updates: int
+
+    @classmethod
+    def build(cls, clock: TargetClock) -> SlaClockType:
+        return cls(
+            target=clock.target,
+            calendar=clock.calendar,
+            target_seconds=clock.target_seconds,
+            as_time_permits=clock.as_time_permits,
+            best_effort=clock.best_effort,
+            started_at=clock.started_at,
+            due_at=clock.due_at,
+            met_at=clock.met_at,
+            breached=clock.breached,
+            paused=clock.paused,
+            elapsed_seconds=clock.elapsed_seconds,
+            remaining_seconds=clock.remaining_seconds,
+            at_risk=clock.at_risk,
+            missed_updates=getattr(clock, "missed_updates", 0),
+        )
+
+
+@strawberry.type(name="TicketEvent")
+class TicketEventType:
+    kind: str
+    at: datetime
+    actor_kind: str
+    severity: str | None
+    automatic: bool
+    next_update_at: datetime | None
+
+
+@strawberry.type(name="Ticket")
+class TicketType:
+    id: strawberry.ID
+    customer_id: strawberry.ID
+    contract_id: strawberry.ID
+    ticket_type: str
+    severity: str
+    status: str
+    subject: str
+    filed_by_kind: str
+    via_partner_id: strawberry.ID | None
+    created_at: datetime
+    events: list[TicketEventType]
+
+    @classmethod
+    def build(cls, view: TicketView) -> TicketType:
+        ticket = view.ticket
+        return cls(
+            id=strawberry.ID(str(ticket.id)),
+            customer_id=strawberry.ID(str(ticket.customer_id)),
+            contract_id=strawberry.ID(str(ticket.contract_id)),
+            ticket_type=ticket.ticket_type,
+            severity=ticket.severity,
+            status=ticket.status,
+            subject=ticket.subject,
+            filed_by_kind=ticket.filed_by_kind,
+            via_partner_id=opt_id(ticket.via_partner_id),
+            created_at=ticket.created_at,
+            events=[
+                TicketEventType(
+                    kind=e.kind, at=e.at, actor_kind=e.actor_kind, severity=e.severity, automatic=e.automatic,
+                    next_update_at=e.next_update_at,
+                )
+                for e in view.events
+            ],
+        )
+
+    @strawberry.field(description="Every SLA target of the ticket as of now: due, met, breached, paused, at risk.")
+    async def sla(self, info: Info[RequestContext, None]) -> list[SlaClockType]:
+        clocks = await info.context.loaders.sla.load(parse_id(self.id))
+        return [SlaClockType.build(c) for c in clocks]
+
+
+@strawberry.type(name="OpenWindow", description="An interval during which a support calendar's clock runs.")
+class OpenWindowType:
+    start: datetime
+    end: datetime

@@ -7,12 +7,15 @@ from api.models.ledger import EntitlementBalance, LedgerEntry, LedgerKind
 from api.models.identity import ApiToken, LoginFailure, StaffRole, TokenAccess, TokenScope, User, UserKind, UserSession
 from api.models.parties import Customer, Partner, PartnerCustomer
 from api.models.programs import PlanRecord, ProgramRecord
+from api.models.tickets import Ticket, TicketEventRecord
 
 __all__ = [
     "ApiToken",
     "AuditEntry",
     "LoginFailure",
     "StaffRole",
+    "Ticket",
+    "TicketEventRecord",
     "TokenAccess",
     "TokenScope",
     "User",

@@ -16,6 +16,7 @@ __all__ = [
     "Availability",
     "Bucket",
     "Calendar",
+    "ClosedWindow",
     "CreditTier",
     "DeductionRules",
     "HolidaySource",
@@ -128,6 +129,23 @@ class OpenWindow(_Strict):
         return tuple(_check_span(s) for s in value)
 
 
+class ClosedWindow(_Strict):
+    """Days a rule closes, computed per year (e.g. a vendor's office closes in the July holiday weeks);
+    open windows still apply on them, so a higher tier's emergency cover can reopen them."""
+
+    rule: Literal[
+        "summer_weeks",
+        "christmas_to_new_year",
+        "day_after_ascension",
+        "weekdays_before_easter",
+        "weekends",
+        "public_holidays",
+    ]
+    month: int | None = Field(default=None, ge=1, le=12)
+    count: int | None = Field(default=None, ge=1, le=10)
+    description: str = ""
+
+
 class Calendar(_Strict):
     """When an SLA clock runs: a time zone, a weekly schedule, holidays and special windows."""
 
@@ -137,6 +155,7 @@ class Calendar(_Strict):
     hours: dict[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"], tuple[Span, ...]] = {}
     holidays: HolidaySource | None = None
     closed_dates: tuple[date, ...] = ()
+    closed_windows: tuple[ClosedWindow, ...] = ()
     open_windows: tuple[OpenWindow, ...] = ()
 
     @field_validator("timezone")

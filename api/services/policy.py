@@ -10,7 +10,7 @@ import uuid
 
 from sqlalchemy import Select, and_, or_, select
 
-from api.models import AuditEntry, Contract, Customer, Partner, PartnerCustomer
+from api.models import AuditEntry, Contract, Customer, Partner, PartnerCustomer, Ticket
 from api.services.context import Actor
 from api.services.errors import PermissionDenied
 
@@ -25,6 +25,7 @@ __all__ = [
     "visible_customers",
     "visible_audit",
     "visible_partners",
+    "visible_tickets",
 ]
 
 ANYONE = "*"
@@ -67,6 +68,10 @@ ACTIONS: dict[str, Rule] = {
     "ledger.adjust": Rule("adjust entitlements", "admin", writes=True),
     "scope.read": Rule("read what is out of scope", ANYONE, writes=False),
     "ticket.check": Rule("check whether a ticket may be filed", ANYONE, writes=False),
+    "ticket.read": Rule("read tickets", ANYONE, writes=False),
+    "ticket.create": Rule("file tickets", "customer", "partner", *PROVIDER_WRITERS, "support_engineer", writes=True),
+    "ticket.update": Rule("work on tickets", *PROVIDER_WRITERS, "support_engineer", writes=True),
+    "calendar.read": Rule("read support calendars", ANYONE, writes=False),
     "audit.read": Rule("read the audit log", *STAFF, writes=False),
     "user.read": Rule("read users", "admin", writes=False),
     "user.manage": Rule("manage users", "admin", writes=True),
@@ -107,6 +112,22 @@ def visible_contracts(actor: Actor) -> Select[tuple[Contract]]:
         return query.where(
             Contract.customer_id.in_(_linked_customers(actor.partner_id, PartnerCustomer.can_view_entitlements))
         )
+    return query.where(False)
+
+
+def visible_tickets(actor: Actor) -> Select[tuple[Ticket]]:
+    """A customer sees its own tickets; a partner those of the customers it may file for; a client
+    manager those on the contracts assigned to them; other staff all."""
+    query = select(Ticket)
+    if _sees_everything(actor):
+        return query
+    if "client_manager" in actor.roles:
+        assigned = select(Contract.id).where(Contract.client_manager_id == actor.user_id)
+        return query.where(Ticket.contract_id.in_(assigned))
+    if actor.kind == "customer":
+        return query.where(Ticket.customer_id == actor.customer_id)
+    if actor.kind == "partner":
+        return query.where(Ticket.customer_id.in_(_linked_customers(actor.partner_id, PartnerCustomer.can_file_tickets)))
     return query.where(False)
 
 

@@ -33,7 +33,7 @@ from api.config import PROJECT_ROOT, Settings
 from api.db import Database
 from api.graphql.schema import build_schema
 from api.models import AuditEntry, LedgerEntry, StaffRole, TokenAccess, TokenScope, UserKind
-from api.services import contracts, identity, ledger, parties
+from api.services import contracts, identity, ledger, parties, tickets
 from api.services.context import AppContext, FixedClock
 from tests.conftest import ADMIN, NOW, unique
 
@@ -101,6 +101,9 @@ ROWS: dict[tuple[str, str], tuple[str, ...]] = {
     ("outOfScope", "foreign"):     (U,   H,   H,   H,   A,   A,   A,   H,   H,   H,   A,   A),
     ("checkFiling", "own"):        (U,   A,   A,   H,   A,   A,   A,   A,   A,   A,   A,   A),
     ("checkFiling", "foreign"):    (U,   H,   H,   H,   A,   A,   A,   H,   H,   H,   A,   A),
+    ("ticket", "own"):             (U,   A,   A,   H,   A,   A,   A,   A,   A,   A,   A,   A),
+    ("ticket", "foreign"):         (U,   H,   H,   H,   A,   H,   A,   H,   H,   H,   A,   A),
+    ("calendarWindows", "-"):      (U,   A,   A,   A,   A,   A,   A,   A,   A,   A,   A,   A),
     ("createCustomer", "-"):       (U,   D,   D,   D,   D,   A,   A,   D,   D,   D,   D,   A),
     ("createPartner", "-"):        (U,   D,   D,   D,   D,   D,   A,   D,   D,   D,   D,   A),
     ("linkPartner", "own"):        (U,   D,   D,   D,   D,   D,   A,   D,   D,   D,   D,   A),
@@ -161,6 +164,7 @@ class World:
     customers: dict[str, str]  # target -> customer id
     contracts: dict[str, str]  # target -> contract id
     partners: dict[str, str]  # target -> partner id (P linked to A, F linked to B)
+    tickets: dict[str, str]  # target -> ticket id
     manager_email: str
     program_source: str
     to_reverse: dict[str, uuid.UUID | None] = field(default_factory=dict)
@@ -229,6 +233,22 @@ async def world(database: Database, database_url: str, shipped_programs: list[st
         )
 
     own_contract, foreign_contract = await contract(own, manager_email), await contract(foreign, None)
+
+    async def ticket(c, manager_email: str | None):  # type: ignore[no-untyped-def]
+        # Tickets need a plan with ticket types: a partner-support contract beside the advisory one.
+        await contracts.create_contract(
+            ctx,
+            ADMIN,
+            contracts.NewContract(
+                reference=unique("MATRIX-SUPPORT"), customer_id=c.id, program_code="partner-support",
+                plan_code="enterprise", effective_date=date(2026, 1, 1), end_date=date(2026, 12, 31),
+                monthly_fee=Decimal("500.00"), currency="EUR", custom_allowances={"support-hours": 600},
+                client_manager_email=manager_email,
+            ),
+        )
+        return await tickets.open_ticket(ctx, ADMIN, tickets.NewTicket(c.id, "question", "standard", "Matrix ticket"))
+
+    own_ticket, foreign_ticket = await ticket(own, manager_email), await ticket(foreign, None)
     for c in (own_contract, foreign_contract):
         await ledger.consume_entitlement(
             ctx, ADMIN, ledger.Consumption(c.id, "activities", Decimal(1), date(2026, 3, 1), "matrix setup")
@@ -258,6 +278,7 @@ async def world(database: Database, database_url: str, shipped_programs: list[st
             callers=callers,
             customers={"own": str(own.id), "foreign": str(foreign.id)},
             contracts={"own": str(own_contract.id), "foreign": str(foreign_contract.id)},
+            tickets={"own": str(own_ticket.id), "foreign": str(foreign_ticket.id)},
             partners={"own": str(linked.id), "foreign": str(other.id)},
             manager_email=manager_email,
             program_source=(PROJECT_ROOT / "programs" / "advisory-assure.toml").read_text(encoding="utf-8"),
@@ -354,6 +375,19 @@ async def q_audit_log(w: World, t: str) -> Request:
 async def q_out_of_scope(w: World, t: str) -> Request:
     ident = _pick(w.customers, t)
     return Request("query Run($c: ID!) { outOfScope(customerId: $c) { code source } }", {"c": ident}, (ident,))
+
+
+async def q_ticket(w: World, t: str) -> Request:
+    ident = _pick(w.tickets, t)
+    return Request("query Run($t: ID!) { ticket(id: $t) { id status sla { target dueAt } } }", {"t": ident}, (ident,))
+
+
+async def q_calendar_windows(w: World, t: str) -> Request:
+    document = """
+    query { calendarWindows(programCode: "partner-support", calendar: "business-hours-es",
+                            fromDate: "2026-03-09", toDate: "2026-03-10") { start end } }
+    """
+    return Request(document, {}, ())
 
 
 async def q_check_filing(w: World, t: str) -> Request:
@@ -510,6 +544,8 @@ QUERIES: dict[str, Builder] = {
     "auditLog": q_audit_log,
     "outOfScope": q_out_of_scope,
     "checkFiling": q_check_filing,
+    "ticket": q_ticket,
+    "calendarWindows": q_calendar_windows,
 }
 
 MUTATIONS: dict[str, Builder] = {
