@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, String
+from sqlalchemy import ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from api.models.base import Base, HasId, utcnow
@@ -33,9 +33,11 @@ class TicketEventRecord(HasId, Base):
     """One thing that happened to a ticket. Append-only: the SLA clocks replay these."""
 
     __tablename__ = "ticket_events"
-    __table_args__ = (Index("ix_ticket_events_ticket_at", "ticket_id", "at"),)
+    __table_args__ = (UniqueConstraint("ticket_id", "position"),)
 
     ticket_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tickets.id"))
+    # 1, 2, 3 … within the ticket: the order events happened in, even when two share an instant.
+    position: Mapped[int]
     kind: Mapped[str] = mapped_column(String(32))
     at: Mapped[datetime]
     actor_kind: Mapped[str] = mapped_column(String(16))

@@ -107,8 +107,8 @@ async def open_ticket(ctx: AppContext, actor: Actor, new: NewTicket) -> Ticket:
         await session.flush()
         session.add(
             TicketEventRecord(
-                ticket_id=ticket.id, kind="created", at=now, actor_kind=actor.kind, actor_ref=actor.ref,
-                severity=new.severity, plan=decision.plan.record.code,
+                ticket_id=ticket.id, position=1, kind="created", at=now, actor_kind=actor.kind,
+                actor_ref=actor.ref, severity=new.severity, plan=decision.plan.record.code,
             )
         )
         await audit.record(
@@ -142,6 +142,8 @@ async def record_event(
     if next_update_at is not None and next_update_at <= now:
         raise ValidationFailed("the next update must be announced for a later time", field="nextUpdateAt")
     async with ctx.db.write() as session:
+        # Events of one ticket are numbered in order: concurrent writers queue on the ticket's row.
+        await session.execute(select(Ticket.id).where(Ticket.id == ticket_id).with_for_update())
         view = await _ticket_view(session, actor, ticket_id)
         ticket = view.ticket
         program = view.plan.program
@@ -159,7 +161,8 @@ async def record_event(
         if kind in _STATUS_AFTER:
             ticket.status = _STATUS_AFTER[kind]
         event = TicketEventRecord(
-            ticket_id=ticket.id, kind=kind, at=now, actor_kind=actor.kind, actor_ref=actor.ref,
+            ticket_id=ticket.id, position=len(view.events) + 1, kind=kind, at=now, actor_kind=actor.kind,
+            actor_ref=actor.ref,
             severity=severity, plan=plan, automatic=automatic, next_update_at=next_update_at,
         )
         session.add(event)
@@ -186,7 +189,7 @@ async def _ticket_views(session: AsyncSession, actor: Actor, ids: Sequence[uuid.
         for event in await session.scalars(
             select(TicketEventRecord)
             .where(TicketEventRecord.ticket_id.in_(list(found)))
-            .order_by(TicketEventRecord.at, TicketEventRecord.id)
+            .order_by(TicketEventRecord.ticket_id, TicketEventRecord.at, TicketEventRecord.position)
         ):
             events[event.ticket_id].append(event)
     return {ident: TicketView(ticket, events[ident], plan) for ident, (ticket, plan) in found.items()}
