@@ -6,12 +6,14 @@ import hashlib
 import tomllib
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
+from api.domain.calendars import compile_calendar
 from api.programs.schema import Program
 
 __all__ = ["ProgramFileError", "ProgramIssue", "ParsedProgram", "parse_program", "read_program_file"]
@@ -143,6 +145,11 @@ def _duplicates(items: Iterable[Any]) -> list[str]:
 
 def _cross_references(program: Program) -> Iterable[tuple[str, str]]:
     calendars = program.calendars
+    for code, spec in calendars.items():
+        # Two years from 2026 hold every window rule at least once: a calendar closed in both never opens.
+        compiled = compile_calendar(spec)
+        if compiled.between(datetime(2026, 1, 1, tzinfo=UTC), datetime(2028, 1, 1, tzinfo=UTC)) == 0:
+            yield f"calendars.{code}", "the calendar is never open: its closures cover all of its hours"
     for list_name in ("out_of_scope", "out_of_support"):
         for code in _duplicates(getattr(program, list_name)):
             yield list_name, f"item code {code!r} appears twice"

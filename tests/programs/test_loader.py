@@ -342,3 +342,23 @@ def test_parse_program_names_the_given_file():
         parse_program("code = ", file="inline.toml")
     assert caught.value.issues[0].file == "inline.toml"
     assert "inline.toml" in str(caught.value)
+
+
+def test_a_calendar_that_never_opens_is_refused():
+    text = """
+code = "never"
+name = "Never"
+provider = "Tests"
+[calendars.sundays]
+timezone = "Europe/Copenhagen"
+schedule = "hours"
+hours = { sun = ["00:00-00:15"] }
+closed_windows = [{ rule = "weekends" }]
+[plans.basic]
+name = "Basic"
+"""
+    with pytest.raises(ProgramFileError) as refused:
+        parse_program(text, file="never.toml")
+    assert [(i.file, i.key, i.reason) for i in refused.value.issues] == [
+        ("never.toml", "calendars.sundays", "the calendar is never open: its closures cover all of its hours")
+    ]
