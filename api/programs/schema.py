@@ -97,27 +97,24 @@ class HolidaySource(_Strict):
         return self
 
 
-OPEN_WINDOW_RULES = (
-    "summer_weeks",  # the weekdays of the weeks of a summer month (month, default July)
-    "christmas_to_new_year",  # the weekdays between Christmas and New Year
+# Days computed per year from a rule (for open and closed windows alike):
+# summer_weeks: the weekdays of a month (default July); christmas_to_new_year: weekdays 27-31 December;
+# day_after_ascension; weekdays_before_easter: `count` working weekdays before Easter Sunday;
+# weekends; public_holidays: the calendar's own public holidays.
+WindowRule = Literal[
+    "summer_weeks",
+    "christmas_to_new_year",
     "day_after_ascension",
-    "weekdays_before_easter",  # `count` weekdays leading up to Easter
+    "weekdays_before_easter",
     "weekends",
     "public_holidays",
-)
+]
 
 
 class OpenWindow(_Strict):
     """Extra open time defined by a rule and computed per year (emergency cover)."""
 
-    rule: Literal[
-        "summer_weeks",
-        "christmas_to_new_year",
-        "day_after_ascension",
-        "weekdays_before_easter",
-        "weekends",
-        "public_holidays",
-    ]
+    rule: WindowRule
     hours: tuple[Span, ...] = ("00:00-24:00",)
     month: int | None = Field(default=None, ge=1, le=12)
     count: int | None = Field(default=None, ge=1, le=10)
@@ -133,14 +130,7 @@ class ClosedWindow(_Strict):
     """Days a rule closes, computed per year (e.g. a vendor's office closes in the July holiday weeks);
     open windows still apply on them, so a higher tier's emergency cover can reopen them."""
 
-    rule: Literal[
-        "summer_weeks",
-        "christmas_to_new_year",
-        "day_after_ascension",
-        "weekdays_before_easter",
-        "weekends",
-        "public_holidays",
-    ]
+    rule: WindowRule
     month: int | None = Field(default=None, ge=1, le=12)
     count: int | None = Field(default=None, ge=1, le=10)
     description: str = ""
