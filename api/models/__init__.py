@@ -7,15 +7,18 @@ from api.models.ledger import EntitlementBalance, LedgerEntry, LedgerKind
 from api.models.identity import ApiToken, LoginFailure, StaffRole, TokenAccess, TokenScope, User, UserKind, UserSession
 from api.models.parties import Customer, Partner, PartnerCustomer
 from api.models.programs import PlanRecord, ProgramRecord
-from api.models.tickets import Ticket, TicketEventRecord
+from api.models.tickets import OutboxMessage, Ticket, TicketComment, TicketEventRecord, TimeEntry
 
 __all__ = [
     "ApiToken",
     "AuditEntry",
     "LoginFailure",
     "StaffRole",
+    "OutboxMessage",
     "Ticket",
+    "TicketComment",
     "TicketEventRecord",
+    "TimeEntry",
     "TokenAccess",
     "TokenScope",
     "User",

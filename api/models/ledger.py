@@ -18,6 +18,9 @@ class LedgerKind(enum.StrEnum):
     CONSUME = "consume"
     REVERSE = "reverse"
     ADJUST = "adjust"
+    # Work past an empty bucket, where the plan records it rather than refusing: reported, never hidden,
+    # and kept apart from `consumed` so the allowance still holds.
+    OVERAGE = "overage"
 
 
 class LedgerEntry(HasId, Base):
@@ -48,6 +51,10 @@ class LedgerEntry(HasId, Base):
     idempotency_key: Mapped[str | None] = mapped_column(String(200))
     request_hash: Mapped[str] = mapped_column(String(64))
     reverses_entry_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("ledger_entries.id"), unique=True)
+    # A deduction for support work: the ticket, and the time entry that caused it (none for the
+    # minimum deducted when a conversation opens).
+    ticket_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("tickets.id"), index=True)
+    time_entry_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("time_entries.id"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -59,6 +66,7 @@ class EntitlementBalance(Base):
     __table_args__ = (
         CheckConstraint("consumed >= 0", name="consumed_not_negative"),
         CheckConstraint("consumed <= allowance", name="within_allowance"),
+        CheckConstraint("overage >= 0", name="overage_not_negative"),
     )
 
     contract_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("contracts.id"), primary_key=True)
@@ -67,4 +75,5 @@ class EntitlementBalance(Base):
     period_end: Mapped[date]
     allowance: Mapped[int] = mapped_column(BigInteger)
     consumed: Mapped[int] = mapped_column(BigInteger, default=0)
+    overage: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
