@@ -99,7 +99,7 @@ def cmd_reconcile(args: argparse.Namespace, settings: Settings) -> int:
 
     mismatches = asyncio.run(_with_context(settings, reconcile_ledger))
     for m in mismatches:
-        print(f"mismatch: contract {m.contract_id} bucket {m.bucket_code} period {m.period_start}: "
+        print(f"mismatch: contract {m.contract_id} bucket {m.bucket_code} period {m.period_start} {m.column}: "
               f"balance {m.balance}, ledger {m.ledger}")
     print(f"{len(mismatches)} mismatch(es)")
     return 1 if mismatches else 0

@@ -33,6 +33,8 @@ class Settings:
     sql_echo: bool = False
     # An SLA clock is "at risk" once this share of its target has elapsed.
     sla_at_risk_share: Decimal = Decimal("0.8")
+    # A resolved ticket may be reopened for this many days after its resolution; after that, file a new one.
+    ticket_reopen_days: int = 14
 
     @property
     def production(self) -> bool:
@@ -48,6 +50,7 @@ class Settings:
             graphql_max_aliases=int(os.environ.get("ENTITLE_GRAPHQL_MAX_ALIASES", "30")),
             sql_echo=_flag("ENTITLE_SQL_ECHO", False),
             sla_at_risk_share=Decimal(os.environ.get("ENTITLE_SLA_AT_RISK_SHARE", "0.8")),
+            ticket_reopen_days=int(os.environ.get("ENTITLE_TICKET_REOPEN_DAYS", "14")),
         )
 
 

@@ -252,6 +252,9 @@ class EntitlementPeriodType:
     remaining: int
     ended: bool
     expired: int = strawberry.field(description="Units left unused when the period ended; never carried over.")
+    overage: int = strawberry.field(
+        description="Work recorded past the allowance, where the plan records rather than refuses it."
+    )
     expires_in_days: int = strawberry.field(
         description="Days from today to the period's last day: 0 on the last day, negative once ended."
     )
@@ -270,6 +273,7 @@ class EntitlementPeriodType:
             remaining=period.remaining,
             ended=period.ended,
             expired=period.expired,
+            overage=period.overage,
             expires_in_days=period.expires_in_days,
         )
 

@@ -19,8 +19,8 @@ async def _reconcile(ctx: AppContext) -> None:
     mismatches = await reconcile_ledger(ctx)
     for m in mismatches:
         log.error(
-            "balance of contract %s bucket %s period %s is %s but its ledger sums to %s",
-            m.contract_id, m.bucket_code, m.period_start, m.balance, m.ledger,
+            "%s of contract %s bucket %s period %s is %s but its ledger sums to %s",
+            m.column, m.contract_id, m.bucket_code, m.period_start, m.balance, m.ledger,
         )
     log.info("ledger reconciliation: %d mismatch(es)", len(mismatches))
 

@@ -89,6 +89,8 @@ class EntitlementPeriod:
     allowance: int
     consumed: int
     today: date
+    # Minutes worked past an empty bucket, where the plan records them rather than refusing (never hidden).
+    overage: int = 0
 
     @property
     def remaining(self) -> int:
@@ -289,6 +291,7 @@ async def entitlements_for_contracts(
 
     result: dict[tuple[uuid.UUID, date | None], list[EntitlementPeriod]] = {key: [] for key in requests}
     for key, view, code, bucket, period, today in wanted:
+        used, overage = consumed.get((view.contract.id, code, period.start), (0, 0))
         result[key].append(
             EntitlementPeriod(
                 view.contract.id,
@@ -296,8 +299,9 @@ async def entitlements_for_contracts(
                 bucket,
                 period,
                 view.allowance(code),
-                consumed.get((view.contract.id, code, period.start), 0),
+                used,
                 today,
+                overage=overage,
             )
         )
     return result
@@ -305,7 +309,8 @@ async def entitlements_for_contracts(
 
 async def _consumed(
     session: AsyncSession, keys: Sequence[tuple[uuid.UUID, str, date]]
-) -> dict[tuple[uuid.UUID, str, date], int]:
+) -> dict[tuple[uuid.UUID, str, date], tuple[int, int]]:
+    """(consumed, overage) of each balance row asked for."""
     if not keys:
         return {}
     rows = await session.execute(
@@ -314,6 +319,7 @@ async def _consumed(
             EntitlementBalance.bucket_code,
             EntitlementBalance.period_start,
             EntitlementBalance.consumed,
+            EntitlementBalance.overage,
         ).where(
             or_(
                 *(
@@ -327,7 +333,7 @@ async def _consumed(
             )
         )
     )
-    return {(c, b, s): consumed for c, b, s, consumed in rows}
+    return {(c, b, s): (consumed, overage) for c, b, s, consumed, overage in rows}
 
 
 async def entitlements(
@@ -348,15 +354,18 @@ async def bucket_periods(ctx: AppContext, actor: Actor, contract_id: uuid.UUID, 
                 f"plan {view.plan.record.code!r} has no bucket {bucket_code!r}", field="bucket"
             )
         rows = await session.execute(
-            select(EntitlementBalance.period_start, EntitlementBalance.consumed).where(
+            select(EntitlementBalance.period_start, EntitlementBalance.consumed, EntitlementBalance.overage).where(
                 EntitlementBalance.contract_id == contract_id, EntitlementBalance.bucket_code == bucket_code
             )
         )
-        consumed = dict(rows.all())
+        balances = {start: (consumed, overage) for start, consumed, overage in rows}
     today = view.today(ctx)
     allowance = view.allowance(bucket_code)
     return [
-        EntitlementPeriod(contract_id, bucket_code, bucket, period, allowance, consumed.get(period.start, 0), today)
+        EntitlementPeriod(
+            contract_id, bucket_code, bucket, period, allowance, balances.get(period.start, (0, 0))[0], today,
+            overage=balances.get(period.start, (0, 0))[1],
+        )
         for period in periods_of_term(
             effective_date=view.contract.effective_date,
             end_date=view.contract.end_date,

@@ -1,5 +1,6 @@
 """Consuming, reversing and adjusting entitlements: every movement is a ledger entry, in one transaction
-with the balance row it changes; the balance never leaves [0, allowance], whatever the interleaving."""
+with the balance row it changes; consumption never leaves [0, allowance] and overage never goes below 0,
+whatever the interleaving."""
 
 from __future__ import annotations
 
@@ -35,13 +36,17 @@ from api.services.errors import (
 
 __all__ = [
     "Adjustment",
+    "BalanceRow",
     "Consumption",
     "LedgerOutcome",
     "LedgerPage",
     "adjust_entitlement",
+    "balance_column",
     "consume_entitlement",
     "entry_cursor",
     "ledger_page",
+    "lock_balance",
+    "post_in_session",
     "reverse_entry",
 ]
 
@@ -74,6 +79,19 @@ class LedgerOutcome:
     entry: LedgerEntry
     period: EntitlementPeriod
     replayed: bool  # True when an idempotency key returned an earlier result
+
+
+@dataclass(frozen=True)
+class BalanceRow:
+    """A period's balance row as read under its lock."""
+
+    allowance: int
+    consumed: int
+    overage: int
+
+    @property
+    def remaining(self) -> int:
+        return self.allowance - self.consumed
 
 
 @dataclass(frozen=True)
@@ -158,13 +176,30 @@ async def _ensure_balance(session: AsyncSession, view: ContractView, code: str, 
     )
 
 
+def balance_column(kind: LedgerKind, reversed_kind: LedgerKind | None = None) -> str:
+    """The balance column an entry moves: `overage` for overage entries and their reversals, else `consumed`."""
+    if kind == LedgerKind.OVERAGE or (kind == LedgerKind.REVERSE and reversed_kind == LedgerKind.OVERAGE):
+        return "overage"
+    return "consumed"
+
+
 async def _move_balance(
-    session: AsyncSession, view: ContractView, code: str, period: Period, delta: int, now: datetime
-) -> int | None:
-    """Add `delta` to the period's consumption in one guarded statement; None when it would leave the
-    allowance. On PostgreSQL the UPDATE row lock serialises racers; on SQLite BEGIN IMMEDIATE does."""
+    session: AsyncSession, view: ContractView, code: str, period: Period, delta: int, now: datetime,
+    *, column: str = "consumed",
+) -> tuple[int, int] | None:
+    """Add `delta` to the period's consumption (or overage) in one guarded statement; None when it would
+    leave [0, allowance] (or take overage below 0). Returns (consumed, overage) after the move. On
+    PostgreSQL the UPDATE row lock serialises racers; on SQLite BEGIN IMMEDIATE does."""
     await _ensure_balance(session, view, code, period, now)
     balance = EntitlementBalance
+    if column == "consumed":
+        guards = (balance.consumed + delta <= balance.allowance, balance.consumed + delta >= 0)
+        values = {"consumed": balance.consumed + delta}
+    elif column == "overage":
+        guards = (balance.overage + delta >= 0,)
+        values = {"overage": balance.overage + delta}
+    else:  # pragma: no cover - a programming error
+        raise ValueError(f"unknown balance column {column!r}")
     row = (
         await session.execute(
             update(balance)
@@ -172,31 +207,60 @@ async def _move_balance(
                 balance.contract_id == view.contract.id,
                 balance.bucket_code == code,
                 balance.period_start == period.start,
-                balance.consumed + delta <= balance.allowance,
-                balance.consumed + delta >= 0,
+                *guards,
             )
-            .values(consumed=balance.consumed + delta, updated_at=now)
-            .returning(balance.consumed)
+            .values(**values, updated_at=now)
+            .returning(balance.consumed, balance.overage)
             .execution_options(synchronize_session=False)
         )
     ).first()
-    return None if row is None else int(row[0])
+    return None if row is None else (int(row[0]), int(row[1]))
 
 
 async def _current_consumed(session: AsyncSession, view: ContractView, code: str, period: Period) -> int:
-    consumed = await session.scalar(
-        select(EntitlementBalance.consumed).where(
-            EntitlementBalance.contract_id == view.contract.id,
-            EntitlementBalance.bucket_code == code,
-            EntitlementBalance.period_start == period.start,
+    return (await _current(session, view, code, period))[0]
+
+
+async def _current(session: AsyncSession, view: ContractView, code: str, period: Period) -> tuple[int, int]:
+    row = (
+        await session.execute(
+            select(EntitlementBalance.consumed, EntitlementBalance.overage).where(
+                EntitlementBalance.contract_id == view.contract.id,
+                EntitlementBalance.bucket_code == code,
+                EntitlementBalance.period_start == period.start,
+            )
         )
-    )
-    return int(consumed or 0)
+    ).first()
+    return (0, 0) if row is None else (int(row[0]), int(row[1] or 0))
 
 
-def _period_view(ctx: AppContext, view: ContractView, code: str, period: Period, consumed: int) -> EntitlementPeriod:
+async def lock_balance(
+    session: AsyncSession, ctx: AppContext, view: ContractView, code: str, period: Period
+) -> BalanceRow:
+    """Create the period's balance row if needed and lock it for the rest of the caller's transaction
+    (FOR UPDATE on PostgreSQL; SQLite's BEGIN IMMEDIATE already serialises writers), so what remains
+    can be decided on before posting."""
+    await _ensure_balance(session, view, code, period, ctx.now())
+    row = (
+        await session.execute(
+            select(EntitlementBalance.allowance, EntitlementBalance.consumed, EntitlementBalance.overage)
+            .where(
+                EntitlementBalance.contract_id == view.contract.id,
+                EntitlementBalance.bucket_code == code,
+                EntitlementBalance.period_start == period.start,
+            )
+            .with_for_update()
+        )
+    ).one()
+    return BalanceRow(int(row[0]), int(row[1]), int(row[2] or 0))
+
+
+def _period_view(
+    ctx: AppContext, view: ContractView, code: str, period: Period, consumed: int, overage: int = 0
+) -> EntitlementPeriod:
     return EntitlementPeriod(
-        view.contract.id, code, view.plan.rules.buckets[code], period, view.allowance(code), consumed, view.today(ctx)
+        view.contract.id, code, view.plan.rules.buckets[code], period, view.allowance(code), consumed, view.today(ctx),
+        overage=overage,
     )
 
 
@@ -218,8 +282,8 @@ async def _replay(
             field="idempotencyKey",
         )
     period = Period(0, entry.period_start, entry.period_end)
-    consumed = await _current_consumed(session, view, entry.bucket_code, period)
-    return LedgerOutcome(entry, _period_view(ctx, view, entry.bucket_code, period, consumed), replayed=True)
+    consumed, overage = await _current(session, view, entry.bucket_code, period)
+    return LedgerOutcome(entry, _period_view(ctx, view, entry.bucket_code, period, consumed, overage), replayed=True)
 
 
 def _check_key(key: str | None) -> None:
@@ -270,13 +334,19 @@ async def _post(
     request_hash: str,
     idempotency_key: str | None,
     on_behalf_of_customer_id: uuid.UUID | None = None,
-    reverses_entry_id: uuid.UUID | None = None,
+    reverses: LedgerEntry | None = None,
+    ticket_id: uuid.UUID | None = None,
+    time_entry_id: uuid.UUID | None = None,
 ) -> LedgerOutcome | None:
     """Move the period's balance by `units` and write the entry for it; None (nothing written) when
-    the balance would leave [0, allowance], so the caller can say why in its own words."""
+    consumption would leave [0, allowance] or overage go below 0, so the caller can say why in its own
+    words. Overage entries, and reversals of them, move `overage`; everything else moves `consumed`."""
+    if (kind == LedgerKind.REVERSE) != (reverses is not None):
+        raise ValueError("a reversal, and only a reversal, names the entry it reverses")  # pragma: no cover
     now = ctx.now()
-    consumed = await _move_balance(session, view, bucket_code, period, units, now)
-    if consumed is None:
+    column = balance_column(kind, reverses.kind if reverses is not None else None)
+    moved = await _move_balance(session, view, bucket_code, period, units, now, column=column)
+    if moved is None:
         return None
     entry = LedgerEntry(
         contract_id=view.contract.id,
@@ -291,17 +361,56 @@ async def _post(
         on_behalf_of_customer_id=on_behalf_of_customer_id,
         idempotency_key=idempotency_key,
         request_hash=request_hash,
-        reverses_entry_id=reverses_entry_id,
+        reverses_entry_id=reverses.id if reverses is not None else None,
+        ticket_id=ticket_id,
+        time_entry_id=time_entry_id,
         created_at=now,
     )
     session.add(entry)
     await session.flush()
+    detail: dict[str, object] = {"contract": view.contract.reference, "bucket": bucket_code, "quantity": units}
+    if ticket_id is not None:
+        detail["ticket"] = str(ticket_id)
+    if time_entry_id is not None:
+        detail["time_entry"] = str(time_entry_id)
     await audit.record(
         session, ctx, actor, f"ledger.{kind.value}", target_type="ledger_entry", target_id=entry.id,
         on_behalf_of_customer_id=on_behalf_of_customer_id or view.contract.customer_id,
-        detail={"contract": view.contract.reference, "bucket": bucket_code, "quantity": units},
+        detail=detail,
     )
-    return LedgerOutcome(entry, _period_view(ctx, view, bucket_code, period, consumed), replayed=False)
+    return LedgerOutcome(entry, _period_view(ctx, view, bucket_code, period, *moved), replayed=False)
+
+
+async def post_in_session(
+    session: AsyncSession,
+    ctx: AppContext,
+    actor: Actor,
+    view: ContractView,
+    period: Period,
+    *,
+    bucket_code: str,
+    units: int,
+    kind: LedgerKind,
+    reason: str,
+    on_behalf_of_customer_id: uuid.UUID | None = None,
+    reverses: LedgerEntry | None = None,
+    ticket_id: uuid.UUID | None = None,
+    time_entry_id: uuid.UUID | None = None,
+) -> LedgerOutcome | None:
+    """Post one movement inside the caller's write transaction (no idempotency key: the caller's own
+    transaction decides what is owed). Same guarantees and audit row as every other ledger movement;
+    None, with nothing written, when the guarded balance update refuses it."""
+    if units == 0 or abs(units) > MAX_QUANTITY:
+        raise ValidationFailed(f"quantity {units} must be non-zero and at most {MAX_QUANTITY}", field="quantity")
+    request_hash = _request_hash(
+        kind.value, bucket=bucket_code, quantity=units, period=period.start, reason=reason, ticket=ticket_id,
+        time_entry=time_entry_id, reverses=reverses.id if reverses is not None else None,
+    )
+    return await _post(
+        session, ctx, actor, view, period, bucket_code=bucket_code, units=units, kind=kind, reason=reason,
+        request_hash=request_hash, idempotency_key=None, on_behalf_of_customer_id=on_behalf_of_customer_id,
+        reverses=reverses, ticket_id=ticket_id, time_entry_id=time_entry_id,
+    )
 
 
 async def consume_entitlement(ctx: AppContext, actor: Actor, request: Consumption) -> LedgerOutcome:
@@ -408,14 +517,18 @@ async def reverse_entry(
             request_hash=request_hash,
             idempotency_key=idempotency_key,
             on_behalf_of_customer_id=original.on_behalf_of_customer_id,
-            reverses_entry_id=original.id,
+            reverses=original,
+            ticket_id=original.ticket_id,
+            time_entry_id=original.time_entry_id,
         )
         if outcome is None:
             # On PostgreSQL a racing reversal of the same entry may have committed while this
             # transaction waited on the balance row lock: say so rather than NOT_REVERSIBLE.
             await _refuse_if_reversed(session, original)
+            column = balance_column(LedgerKind.REVERSE, original.kind)
             raise Conflict(
-                f"reversing entry {original.id} would take the period past its allowance",
+                f"reversing entry {original.id} would take the period's {column} "
+                + ("below 0" if column == "overage" else "outside [0, its allowance]"),
                 code=ErrorCode.NOT_REVERSIBLE,
                 field="entryId",
             )

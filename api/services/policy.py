@@ -71,6 +71,7 @@ ACTIONS: dict[str, Rule] = {
     "ticket.read": Rule("read tickets", ANYONE, writes=False),
     "ticket.create": Rule("file tickets", "customer", "partner", *PROVIDER_WRITERS, "support_engineer", writes=True),
     "ticket.update": Rule("work on tickets", *PROVIDER_WRITERS, "support_engineer", writes=True),
+    "ticket.participate": Rule("take part in their tickets", "customer", "partner", writes=True),
     "calendar.read": Rule("read support calendars", ANYONE, writes=False),
     "audit.read": Rule("read the audit log", *STAFF, writes=False),
     "user.read": Rule("read users", "admin", writes=False),

@@ -1,5 +1,7 @@
-"""Tickets as far as the SLA clocks need them: opening one, recording what happens to it, and the
-clocks computed from its event history; plus the open windows of a program's support calendars."""
+"""Tickets: filing one (access, severity, scope and diagnosis rules of the plan), its lifecycle
+(new → acknowledged → in_progress ⇄ waiting_on_customer → resolved → closed, reopening within a window),
+its conversation, the SLA events each step records and the clocks computed from them, the e-mails each
+step queues; plus the open windows of a program's support calendars."""
 
 from __future__ import annotations
 
@@ -14,22 +16,35 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.domain.calendars import compile_calendar
 from api.domain.sla import EVENT_KINDS, TargetClock, TicketEvent, sla_clocks
-from api.models import Contract, PlanRecord, ProgramRecord, Ticket, TicketEventRecord
-from api.programs.schema import Plan
-from api.services import access, audit, policy
+from api.models import (
+    Contract,
+    PlanRecord,
+    ProgramRecord,
+    Ticket,
+    TicketComment,
+    TicketEventRecord,
+)
+from api.programs.schema import Plan, Program, TicketType
+from api.services import access, audit, outbox, policy
 from api.services.context import Actor, AppContext
-from api.services.errors import NotFound, ValidationFailed
+from api.services.deductions import settle_ticket
+from api.services.errors import NotFound, OutOfScope, PermissionDenied, ValidationFailed
 from api.services.programs import PlanView, get_program, plan_view, program_model
 
 __all__ = [
     "MAX_WINDOW_DAYS",
+    "STATUSES",
+    "TRANSITIONS",
     "NewTicket",
     "TicketView",
+    "add_comment",
     "calendar_windows",
     "get_tickets",
+    "list_comments",
     "open_ticket",
     "record_event",
     "sla_for_tickets",
+    "transition_ticket",
 ]
 
 MAX_WINDOW_DAYS = 366
@@ -46,12 +61,41 @@ _STATUS_AFTER = {
 }
 
 
+STATUSES = ("new", "acknowledged", "in_progress", "waiting_on_customer", "resolved", "closed")
+# Where a ticket may go from each status. resolved → in_progress is a reopening; closed is final.
+TRANSITIONS: dict[str, tuple[str, ...]] = {
+    "new": ("acknowledged", "in_progress"),
+    "acknowledged": ("in_progress",),
+    "in_progress": ("waiting_on_customer", "resolved"),
+    "waiting_on_customer": ("in_progress", "resolved"),
+    "resolved": ("in_progress", "closed"),
+    "closed": (),
+}
+# The customer (or its partner) closes a resolved ticket or reopens it; staff do everything else.
+_CUSTOMER_TRANSITIONS = frozenset({("resolved", "closed"), ("resolved", "in_progress")})
+_PARTICIPANTS = ("customer", "partner")
+# The system's own author / actor for what it writes by itself (the automatic acknowledgement).
+_SYSTEM_KIND, _SYSTEM_REF = "system", "system:entitle"
+MAX_TEXT = 20_000
+_DIAGNOSIS = (
+    ("affected_account", "affectedAccount", "the affected account"),
+    ("steps_followed", "stepsFollowed", "the steps followed"),
+    ("expected_result", "expectedResult", "the expected result"),
+)
+
+
 @dataclass(frozen=True)
 class NewTicket:
     customer_id: uuid.UUID
     ticket_type: str
     severity: str
     subject: str
+    description: str = ""
+    affected_account: str | None = None
+    steps_followed: str | None = None
+    expected_result: str | None = None
+    # An out-of-scope / out-of-support item code the request is about, when the filer names one.
+    scope_item: str | None = None
 
 
 @dataclass(frozen=True)
@@ -66,6 +110,14 @@ def _check_severity(rules: Plan, ticket_type: str | None, severity: str) -> None
     offered = rules.ticket_types.get(ticket_type) if ticket_type is not None else None
     if offered is not None and offered.severities is not None:
         allowed = list(offered.severities)
+    if not allowed:
+        # Basic plans (and best-effort types) rank nothing: such a ticket has no severity, and no SLA.
+        if severity:
+            raise ValidationFailed(
+                f"the plan {rules.name!r} gives no severities here: file without one (not {severity!r})",
+                field="severity",
+            )
+        return
     if severity not in allowed:
         raise ValidationFailed(
             f"severity {severity!r} is not one the plan {rules.name!r} offers here "
@@ -83,12 +135,100 @@ def _plan_in_force(view: TicketView) -> str:
     return code
 
 
+def _has_sla(view: TicketView) -> bool:
+    """Whether the severity in force is one of the plan in force: a ticket without one has no clocks."""
+    severity = view.ticket.severity
+    for event in view.events:
+        if event.kind in ("created", "severity_changed", "plan_changed") and event.severity:
+            severity = event.severity
+    plan = view.plan.program.plans.get(_plan_in_force(view))
+    return plan is not None and severity in plan.severities
+
+
+def _optional_text(value: str | None, field: str, limit: int = MAX_TEXT) -> str | None:
+    value = (value or "").strip() or None
+    if value is not None and len(value) > limit:
+        raise ValidationFailed(f"{field} must be at most {limit} characters", field=field)
+    return value
+
+
+def _check_scope(program: Program, rules: Plan, item: str | None) -> None:
+    """A request about something the plan, its program or the partner program lists as out of scope or
+    out of support is refused, with that list's own wording."""
+    if item is None:
+        return
+    partner_list = program.partners.out_of_scope if program.partners is not None else ()
+    lists = (
+        ("out of scope", rules.out_of_scope),
+        ("out of support", rules.out_of_support),
+        ("out of scope", program.out_of_scope),
+        ("out of support", program.out_of_support),
+        ("out of scope", partner_list),
+    )
+    for label, entries in lists:
+        for entry in entries:
+            if entry.code == item:
+                raise OutOfScope(
+                    f"{entry.code!r} is {label} for {program.name} ({rules.name}): {entry.text}",
+                    field="scopeItem", item=entry.code, text=entry.text, list=label.replace(" ", "_"),
+                )
+
+
+def _check_diagnosis(offered: TicketType, new: NewTicket) -> None:
+    """Diagnostic work needs the affected account, the steps followed and the expected result."""
+    if not offered.needs_diagnosis:
+        return
+    missing = [(field, words) for attr, field, words in _DIAGNOSIS if not (getattr(new, attr) or "").strip()]
+    if missing:
+        raise ValidationFailed(
+            f"{offered.name} needs {', '.join(words for _, words in missing)} so the behaviour can be reproduced "
+            f"(missing: {', '.join(field for field, _ in missing)})",
+            field=missing[0][0], missing=[field for field, _ in missing],
+        )
+
+
+def _event(view: TicketView, actor_kind: str, actor_ref: str, kind: str, at: datetime, **fields: object) -> TicketEventRecord:
+    """The ticket's next event; the caller holds the ticket's row lock, so positions never collide."""
+    record = TicketEventRecord(
+        ticket_id=view.ticket.id, position=len(view.events) + 1, kind=kind, at=at, actor_kind=actor_kind,
+        actor_ref=actor_ref, **fields,
+    )
+    view.events.append(record)
+    return record
+
+
+def _check_next_update(now: datetime, next_update_at: datetime | None) -> None:
+    if next_update_at is not None and next_update_at.utcoffset() is None:
+        raise ValidationFailed("the next update must be given with its time zone", field="nextUpdateAt")
+    if next_update_at is not None and next_update_at <= now:
+        raise ValidationFailed("the next update must be announced for a later time", field="nextUpdateAt")
+
+
+def _acknowledgement(program: Program, ticket: Ticket) -> str:
+    return (
+        f"Thank you: {program.provider} support has received your request \"{ticket.subject}\" "
+        f"(ticket {ticket.id}). This is an automatic acknowledgement; a member of the support team will reply."
+    )
+
+
 async def open_ticket(ctx: AppContext, actor: Actor, new: NewTicket) -> Ticket:
+    """File a ticket: the plan must offer its type and severity, the request must not be about something
+    the terms exclude, and diagnostic types need their three details. Writes the ticket, its "created"
+    event, an automatic acknowledgement (comment and automatic "acknowledged" event, which never counts
+    as a response), the audit row and the "ticket_filed" e-mail."""
     policy.require(actor, "ticket.create")
     if not new.subject.strip() or len(new.subject) > 300:
         raise ValidationFailed("subject must be 1 to 300 characters", field="subject")
+    description = _optional_text(new.description, "description") or ""
+    affected_account = _optional_text(new.affected_account, "affectedAccount", 200)
+    steps_followed = _optional_text(new.steps_followed, "stepsFollowed")
+    expected_result = _optional_text(new.expected_result, "expectedResult")
+    scope_item = (new.scope_item or "").strip() or None
     decision = await access.check_filing(ctx, actor, new.customer_id, new.ticket_type)
-    _check_severity(decision.plan.rules, new.ticket_type, new.severity)
+    rules, program = decision.plan.rules, decision.plan.program
+    _check_severity(rules, new.ticket_type, new.severity)
+    _check_scope(program, rules, scope_item)
+    _check_diagnosis(decision.ticket_type, new)
     now = ctx.now()
     async with ctx.db.write() as session:
         ticket = Ticket(
@@ -98,6 +238,11 @@ async def open_ticket(ctx: AppContext, actor: Actor, new: NewTicket) -> Ticket:
             severity=new.severity,
             status="new",
             subject=new.subject.strip(),
+            description=description,
+            affected_account=affected_account,
+            steps_followed=steps_followed,
+            expected_result=expected_result,
+            priority_flag=decision.ticket_type.priority_flag,
             filed_by_kind=actor.kind,
             filed_by_ref=actor.ref,
             via_partner_id=actor.partner_id,
@@ -105,16 +250,34 @@ async def open_ticket(ctx: AppContext, actor: Actor, new: NewTicket) -> Ticket:
         )
         session.add(ticket)
         await session.flush()
+        view = TicketView(ticket, [], decision.plan)
         session.add(
-            TicketEventRecord(
-                ticket_id=ticket.id, position=1, kind="created", at=now, actor_kind=actor.kind,
-                actor_ref=actor.ref, severity=new.severity, plan=decision.plan.record.code,
+            _event(view, actor.kind, actor.ref, "created", now, severity=new.severity, plan=decision.plan.record.code)
+        )
+        # The auto-reply: it tells the filer the request arrived, and counts for no SLA target.
+        acknowledgement = _acknowledgement(program, ticket)
+        session.add(
+            TicketComment(
+                ticket_id=ticket.id, author_kind=_SYSTEM_KIND, author_ref=_SYSTEM_REF,
+                author_name=f"{program.provider} support", internal=False, automatic=True, body=acknowledgement,
+                created_at=now,
             )
         )
+        session.add(_event(view, _SYSTEM_KIND, _SYSTEM_REF, "acknowledged", now, automatic=True))
+        await session.flush()
+        detail: dict[str, object] = {"type": new.ticket_type, "severity": new.severity}
+        if ticket.priority_flag:
+            detail["priority_flag"] = True
+        if scope_item is not None:
+            detail["scope_item"] = scope_item
         await audit.record(
             session, ctx, actor, "ticket.create", target_type="ticket", target_id=ticket.id,
-            on_behalf_of_customer_id=new.customer_id,
-            detail={"type": new.ticket_type, "severity": new.severity},
+            on_behalf_of_customer_id=new.customer_id, detail=detail,
+        )
+        await outbox.queue(
+            session, ctx, kind="ticket_filed", ticket=ticket, dedupe_key=f"ticket:{ticket.id}:filed",
+            subject=f"[{program.provider}] Request received: {ticket.subject}",
+            body=f"{acknowledgement}\n\nType: {decision.ticket_type.name}\nSeverity: {new.severity}\n\n{description}".rstrip(),
         )
         return ticket
 
@@ -137,14 +300,9 @@ async def record_event(
             f"event kind {kind!r} is not one of {', '.join(k for k in EVENT_KINDS if k != 'created')}", field="kind"
         )
     now = ctx.now()
-    if next_update_at is not None and next_update_at.utcoffset() is None:
-        raise ValidationFailed("the next update must be given with its time zone", field="nextUpdateAt")
-    if next_update_at is not None and next_update_at <= now:
-        raise ValidationFailed("the next update must be announced for a later time", field="nextUpdateAt")
+    _check_next_update(now, next_update_at)
     async with ctx.db.write() as session:
-        # Events of one ticket are numbered in order: concurrent writers queue on the ticket's row.
-        await session.execute(select(Ticket.id).where(Ticket.id == ticket_id).with_for_update())
-        view = await _ticket_view(session, actor, ticket_id)
+        view = await _locked_view(session, actor, ticket_id)
         ticket = view.ticket
         program = view.plan.program
         if kind == "severity_changed":
@@ -160,6 +318,10 @@ async def record_event(
             ticket.severity = severity or ticket.severity
         if kind in _STATUS_AFTER:
             ticket.status = _STATUS_AFTER[kind]
+        if kind == "resolved":
+            ticket.resolved_at = now
+        elif kind == "reopened":
+            ticket.resolved_at = None
         event = TicketEventRecord(
             ticket_id=ticket.id, position=len(view.events) + 1, kind=kind, at=now, actor_kind=actor.kind,
             actor_ref=actor.ref,
@@ -172,6 +334,212 @@ async def record_event(
             on_behalf_of_customer_id=ticket.customer_id,
         )
         return event
+
+
+def _require_participant(actor: Actor) -> None:
+    """Staff work on tickets; the customer and its partners take part in their own (which tickets those
+    are is `policy.visible_tickets`)."""
+    policy.require(actor, "ticket.participate" if actor.kind in _PARTICIPANTS else "ticket.update")
+
+
+async def _locked_view(session: AsyncSession, actor: Actor, ticket_id: uuid.UUID) -> TicketView:
+    # Events of one ticket are numbered in order: concurrent writers queue on the ticket's row.
+    await session.execute(select(Ticket.id).where(Ticket.id == ticket_id).with_for_update())
+    return await _ticket_view(session, actor, ticket_id)
+
+
+def _transition_event(current: str, to: str) -> str | None:
+    """The SLA event a status change records. Taking up a new or acknowledged ticket records none: it
+    tells the customer nothing, so it neither acknowledges nor responds."""
+    if to == "in_progress":
+        return {"waiting_on_customer": "resumed", "resolved": "reopened"}.get(current)
+    return to
+
+
+def _resolved_since(view: TicketView) -> datetime:
+    if view.ticket.resolved_at is not None:
+        return view.ticket.resolved_at
+    resolved = [e.at for e in view.events if e.kind == "resolved"]
+    return resolved[-1] if resolved else view.ticket.created_at
+
+
+async def transition_ticket(
+    ctx: AppContext,
+    actor: Actor,
+    ticket_id: uuid.UUID,
+    to: str,
+    *,
+    reason: str = "",
+    next_update_at: datetime | None = None,
+) -> Ticket:
+    """Move a ticket to status `to` along TRANSITIONS, recording the matching SLA event and an audit row;
+    waiting on the customer and resolved each e-mail the customer's correspondent. Staff make every move;
+    the customer and its partners may close a resolved ticket, or reopen it within
+    `Settings.ticket_reopen_days` of its resolution."""
+    _require_participant(actor)
+    if to not in STATUSES:
+        raise ValidationFailed(f"status {to!r} is not one of {', '.join(STATUSES)}", field="to")
+    reason = _optional_text(reason, "reason", 2000) or ""
+    now = ctx.now()
+    _check_next_update(now, next_update_at)
+    async with ctx.db.write() as session:
+        view = await _locked_view(session, actor, ticket_id)
+        ticket = view.ticket
+        current = ticket.status
+        allowed = TRANSITIONS.get(current, ())
+        if to not in allowed:
+            raise ValidationFailed(
+                f"a ticket cannot go from {current!r} to {to!r}: from {current!r} it may go to "
+                + (", ".join(repr(a) for a in allowed) if allowed else "nothing, a closed ticket is final"),
+                field="to", from_status=current, to_status=to, allowed=list(allowed),
+            )
+        if actor.kind in _PARTICIPANTS and (current, to) not in _CUSTOMER_TRANSITIONS:
+            raise PermissionDenied(
+                f"{actor.name} may only close a resolved ticket or reopen it; moving a ticket from {current!r} "
+                f"to {to!r} is for the support team",
+                field="to",
+            )
+        kind = _transition_event(current, to)
+        if kind == "reopened":
+            resolved_at = _resolved_since(view)
+            days = ctx.settings.ticket_reopen_days
+            deadline = resolved_at + timedelta(days=days)
+            if now > deadline:
+                raise ValidationFailed(
+                    f"the ticket was resolved on {resolved_at.isoformat()} and may be reopened only within {days} "
+                    f"days of its resolution (until {deadline.isoformat()}): file a new ticket instead",
+                    field="to", resolved_at=resolved_at.isoformat(), reopen_until=deadline.isoformat(),
+                )
+        if next_update_at is not None and (kind is None or to in ("resolved", "closed")):
+            raise ValidationFailed(
+                f"a next update cannot be announced when the ticket goes from {current!r} to {to!r}",
+                field="nextUpdateAt",
+            )
+        ticket.status = to
+        if to == "resolved":
+            ticket.resolved_at = now
+        elif kind == "reopened":
+            ticket.resolved_at = None
+        event = None
+        if kind is not None:
+            event = _event(view, actor.kind, actor.ref, kind, now, next_update_at=next_update_at)
+            session.add(event)
+        await session.flush()
+        await audit.record(
+            session, ctx, actor, "ticket.transition", target_type="ticket", target_id=ticket.id,
+            on_behalf_of_customer_id=ticket.customer_id,
+            detail={"from": current, "to": to, "event": kind, "reason": reason},
+        )
+        provider = view.plan.program.provider
+        if to == "waiting_on_customer" and event is not None:
+            await outbox.queue(
+                session, ctx, kind="waiting_on_customer", ticket=ticket,
+                dedupe_key=f"ticket:{ticket.id}:waiting:{event.position}",
+                subject=f"[{provider}] Waiting for your reply: {ticket.subject}",
+                body=(reason or "The support team needs more information from you to go on with this request.")
+                + f"\n\nReply on ticket {ticket.id} and the work resumes.",
+            )
+        if to == "resolved" and event is not None:
+            await outbox.queue(
+                session, ctx, kind="resolved", ticket=ticket,
+                dedupe_key=f"ticket:{ticket.id}:resolved:{event.position}",
+                subject=f"[{provider}] Resolved: {ticket.subject}",
+                body=(reason or "The support team has resolved this request.")
+                + f"\n\nIf the problem is not solved, reopen ticket {ticket.id} within "
+                f"{ctx.settings.ticket_reopen_days} days.",
+            )
+        return ticket
+
+
+async def add_comment(
+    ctx: AppContext,
+    actor: Actor,
+    ticket_id: uuid.UUID,
+    body: str,
+    *,
+    internal: bool = False,
+    next_update_at: datetime | None = None,
+) -> TicketComment:
+    """Add a message to a ticket's conversation.
+
+    The customer's side (the customer or its partner) writes public comments only; one while the ticket
+    waits on it resumes the ticket. A public staff comment is the first response ("responded") the first
+    time and an update ("updated", with the next update's time if stated) afterwards, takes a new or
+    acknowledged ticket into progress, is e-mailed to the customer's correspondent and settles the
+    ticket's support-time deduction. Internal comments record no SLA event and send nothing."""
+    _require_participant(actor)
+    text = (body or "").strip()
+    if not text or len(text) > MAX_TEXT:
+        raise ValidationFailed(f"a comment must be 1 to {MAX_TEXT} characters", field="body")
+    staff = actor.kind not in _PARTICIPANTS
+    if internal and not staff:
+        raise PermissionDenied(
+            f"{actor.name} may not write internal comments: they are for the provider's staff", field="internal"
+        )
+    if next_update_at is not None and (not staff or internal):
+        raise ValidationFailed(
+            "a next update is announced only with a public reply from the support team", field="nextUpdateAt"
+        )
+    now = ctx.now()
+    _check_next_update(now, next_update_at)
+    async with ctx.db.write() as session:
+        view = await _locked_view(session, actor, ticket_id)
+        ticket = view.ticket
+        if ticket.status == "closed":
+            raise ValidationFailed(
+                "the ticket is closed and a closed ticket is final: file a new ticket instead", field="ticketId"
+            )
+        comment = TicketComment(
+            ticket_id=ticket.id, author_kind=actor.kind, author_ref=actor.ref, author_name=actor.name,
+            internal=internal, automatic=False, body=text, created_at=now,
+        )
+        session.add(comment)
+        before = ticket.status
+        kind: str | None = None
+        if not staff:
+            if ticket.status == "waiting_on_customer":
+                kind, ticket.status = "resumed", "in_progress"
+        elif not internal:
+            answered = any(e.kind == "responded" and not e.automatic for e in view.events)
+            kind = "updated" if answered else "responded"
+            if ticket.status in ("new", "acknowledged"):
+                ticket.status = "in_progress"
+        if kind is not None:
+            session.add(_event(view, actor.kind, actor.ref, kind, now, next_update_at=next_update_at))
+        await session.flush()
+        detail: dict[str, object] = {"comment_id": str(comment.id), "internal": internal, "event": kind}
+        if ticket.status != before:
+            detail.update({"from": before, "to": ticket.status})
+        await audit.record(
+            session, ctx, actor, "ticket.comment", target_type="ticket", target_id=ticket.id,
+            on_behalf_of_customer_id=ticket.customer_id, detail=detail,
+        )
+        if staff and not internal:
+            await outbox.queue(
+                session, ctx, kind="staff_reply", ticket=ticket,
+                dedupe_key=f"ticket:{ticket.id}:reply:{comment.id}",
+                subject=f"Re: [{view.plan.program.provider}] {ticket.subject}",
+                body=f"{actor.name} wrote:\n\n{text}",
+            )
+            # The reply opens the conversation: its support time is deducted with it, or the reply is refused.
+            await settle_ticket(session, ctx, actor, ticket, reason=f"reply on ticket {ticket.id}")
+        return comment
+
+
+async def list_comments(ctx: AppContext, actor: Actor, ticket_id: uuid.UUID) -> list[TicketComment]:
+    """A ticket's conversation, oldest first. Internal comments are for the provider's staff only."""
+    policy.require(actor, "ticket.read")
+    async with ctx.db.read() as session:
+        if await session.scalar(policy.visible_tickets(actor).where(Ticket.id == ticket_id)) is None:
+            raise NotFound("ticket", ticket_id, field="ticketId")
+        query = (
+            select(TicketComment)
+            .where(TicketComment.ticket_id == ticket_id)
+            .order_by(TicketComment.created_at, TicketComment.id)
+        )
+        if not actor.is_provider:
+            query = query.where(TicketComment.internal.is_(False))
+        return list(await session.scalars(query))
 
 
 async def _ticket_views(session: AsyncSession, actor: Actor, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, TicketView]:
@@ -227,6 +595,8 @@ async def sla_for_tickets(
     share = ctx.settings.sla_at_risk_share
     return {
         ident: sla_clocks(_domain_events(view.events), view.plan.program, now, at_risk_share=share)
+        if _has_sla(view)
+        else []
         for ident, view in views.items()
     }
 

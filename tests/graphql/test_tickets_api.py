@@ -57,7 +57,13 @@ async def support_customer(ctx, make_customer, make_contract, program: str = "pa
 
 async def file(ctx, clock, customer, at: datetime, ticket_type: str = "incident", severity: str = "major"):  # type: ignore[no-untyped-def]
     clock.instant = at
-    return await tickets.open_ticket(ctx, ADMIN, NewTicket(customer.id, ticket_type, severity, "Catalogue sync fails"))
+    return await tickets.open_ticket(
+        ctx, ADMIN,
+        NewTicket(
+            customer.id, ticket_type, severity, "Catalogue sync fails", affected_account="acme-prod",
+            steps_followed="Ran the nightly sync", expected_result="Every product synced",
+        ),
+    )
 
 
 async def event(ctx, clock, ticket, at: datetime, kind: str, **fields: Any) -> None:  # type: ignore[no-untyped-def]
@@ -86,6 +92,7 @@ async def test_a_ticket_with_its_events(gql, ctx, clock, make_customer, make_con
     assert (data["filedByKind"], data["viaPartnerId"], instant(data["createdAt"])) == ("system", None, FRIDAY_1730)
     assert [(e["kind"], instant(e["at"]), e["actorKind"], e["severity"], e["automatic"]) for e in data["events"]] == [
         ("created", FRIDAY_1730, "system", "major", False),
+        ("acknowledged", FRIDAY_1730, "system", None, True),  # the automatic acknowledgement of filing
         ("acknowledged", madrid(9, 8, 5), "staff", None, True),
     ]
 

@@ -46,6 +46,14 @@ FRIDAY_1730 = datetime(2026, 3, 6, 17, 30, tzinfo=MADRID)
 MONDAY_DUE = datetime(2026, 3, 9, 9, 30, tzinfo=MADRID)
 
 
+# What diagnostic types (incidents, behaviour checks) need before they can be filed.
+DIAGNOSIS = {
+    "affected_account": "acme-prod",
+    "steps_followed": "Started a full product export",
+    "expected_result": "Every product exported",
+}
+
+
 def madrid(day: int, hour: int, minute: int = 0, second: int = 0) -> datetime:
     return datetime(2026, 3, day, hour, minute, second, tzinfo=MADRID)
 
@@ -73,7 +81,7 @@ async def file(  # type: ignore[no-untyped-def]
     severity: str = "major", actor: Actor = ADMIN, subject: str = "Product export stops halfway",
 ) -> Ticket:
     clock.instant = at
-    return await tickets.open_ticket(ctx, actor, NewTicket(customer.id, ticket_type, severity, subject))
+    return await tickets.open_ticket(ctx, actor, NewTicket(customer.id, ticket_type, severity, subject, **DIAGNOSIS))
 
 
 async def event(  # type: ignore[no-untyped-def]
@@ -102,7 +110,9 @@ async def stored(ctx: AppContext, ticket_id: uuid.UUID) -> tuple[Ticket, list[Ti
         ticket = await session.get(Ticket, ticket_id)
         events = list(
             await session.scalars(
-                select(TicketEventRecord).where(TicketEventRecord.ticket_id == ticket_id).order_by(TicketEventRecord.at)
+                select(TicketEventRecord)
+                .where(TicketEventRecord.ticket_id == ticket_id)
+                .order_by(TicketEventRecord.at, TicketEventRecord.position)
             )
         )
         audits = list(
@@ -151,7 +161,8 @@ async def test_opening_a_ticket_writes_the_ticket_its_created_event_and_an_audit
     assert (row.filed_by_kind, row.filed_by_ref, row.via_partner_id) == ("system", ADMIN.ref, None)
     assert row.created_at == FRIDAY_1730
     assert [(e.kind, e.at, e.severity, e.plan, e.actor_kind, e.automatic) for e in events] == [
-        ("created", FRIDAY_1730, "major", "enterprise", "system", False)
+        ("created", FRIDAY_1730, "major", "enterprise", "system", False),
+        ("acknowledged", FRIDAY_1730, None, None, "system", True),  # the auto-reply (issue 5)
     ]
     [audit] = audits
     assert (audit.action, audit.target_type, audit.on_behalf_of_customer_id, audit.occurred_at) == (
@@ -267,7 +278,7 @@ async def test_recording_an_event_stores_it_and_audits_it(ctx, clock, ticket):
         "responded", at, "staff", ENGINEER.ref, False,
     )
     row, events, audits = await stored(ctx, ticket.id)
-    assert [e.kind for e in events] == ["created", "responded"]
+    assert [e.kind for e in events] == ["created", "acknowledged", "responded"]
     assert row.status == "in_progress"
     assert [(a.action, a.actor_ref, a.on_behalf_of_customer_id) for a in audits][-1] == (
         "ticket.responded", ENGINEER.ref, ticket.customer_id,
@@ -441,7 +452,7 @@ async def test_the_status_follows_the_events(ctx, clock, ticket):
         row, _, _ = await stored(ctx, ticket.id)
         assert row.status == status, kind
     _, events, _ = await stored(ctx, ticket.id)
-    assert [e.kind for e in events] == ["created"] + [k for k, _ in expected]
+    assert [e.kind for e in events] == ["created", "acknowledged"] + [k for k, _ in expected]
 
 
 async def test_events_at_the_same_instant_keep_the_order_they_were_recorded_in(ctx, clock, ticket):
@@ -449,8 +460,8 @@ async def test_events_at_the_same_instant_keep_the_order_they_were_recorded_in(c
     await event(ctx, clock, ticket, NOW + timedelta(minutes=1), "waiting_on_customer")
     await event(ctx, clock, ticket, NOW + timedelta(minutes=1), "resumed")
     view = (await tickets.get_tickets(ctx, ADMIN, [ticket.id]))[ticket.id]
-    assert [e.kind for e in view.events] == ["created", "waiting_on_customer", "resumed"]
-    assert [e.position for e in view.events] == [1, 2, 3]
+    assert [e.kind for e in view.events] == ["created", "acknowledged", "waiting_on_customer", "resumed"]
+    assert [e.position for e in view.events] == [1, 2, 3, 4]
     [clocks] = (await tickets.sla_for_tickets(ctx, ADMIN, [ticket.id])).values()
     assert not any(c.paused for c in clocks)
 
@@ -459,7 +470,9 @@ async def test_a_ticket_view_carries_its_events_in_order(ctx, clock, ticket):
     await event(ctx, clock, ticket, NOW + timedelta(minutes=2), "responded")
     await event(ctx, clock, ticket, NOW + timedelta(minutes=1), "acknowledged", automatic=True)  # recorded late
     view = (await tickets.get_tickets(ctx, ADMIN, [ticket.id]))[ticket.id]
-    assert [(e.kind, e.automatic) for e in view.events] == [("created", False), ("acknowledged", True), ("responded", False)]
+    assert [(e.kind, e.automatic) for e in view.events] == [
+        ("created", False), ("acknowledged", True), ("acknowledged", True), ("responded", False),
+    ]
     assert (view.plan.record.code, view.plan.program.code) == ("enterprise", "partner-support")
 
 
