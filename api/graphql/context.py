@@ -8,7 +8,7 @@ from datetime import date
 
 from strawberry.dataloader import DataLoader
 
-from api.models import Customer, User
+from api.models import Contract, Customer, TicketComment, User
 from api.domain.sla import TargetClock
 from api.services import contracts, parties, programs, tickets
 from api.services.context import Actor, AppContext
@@ -38,6 +38,8 @@ class Loaders:
     entitlements: DataLoader[tuple[uuid.UUID, date | None], list[EntitlementPeriod]] = field(init=False)
     staff: DataLoader[uuid.UUID, User | None] = field(init=False)
     sla: DataLoader[uuid.UUID, list[TargetClock]] = field(init=False)
+    contract: DataLoader[uuid.UUID, Contract | None] = field(init=False)
+    last_comment: DataLoader[uuid.UUID, TicketComment | None] = field(init=False)
 
     def __post_init__(self) -> None:
         self.customer = DataLoader(self._customers)
@@ -45,6 +47,8 @@ class Loaders:
         self.entitlements = DataLoader(self._entitlements)
         self.staff = DataLoader(self._staff)
         self.sla = DataLoader(self._sla)
+        self.contract = DataLoader(self._contracts)
+        self.last_comment = DataLoader(self._last_comments)
 
     async def _customers(self, ids: list[uuid.UUID]) -> list[Customer | None]:
         found = await parties.get_customers_by_ids(self.app, self.actor, ids)
@@ -61,6 +65,14 @@ class Loaders:
     async def _sla(self, ids: list[uuid.UUID]) -> list[list[TargetClock]]:
         found = await tickets.sla_for_tickets(self.app, self.actor, ids)
         return [found.get(i, []) for i in ids]
+
+    async def _contracts(self, ids: list[uuid.UUID]) -> list[Contract | None]:
+        found = await contracts.get_contracts_by_ids(self.app, self.actor, ids)
+        return [found.get(i) for i in ids]
+
+    async def _last_comments(self, ids: list[uuid.UUID]) -> list[TicketComment | None]:
+        found = await tickets.last_comments(self.app, self.actor, ids)
+        return [found.get(i) for i in ids]
 
     async def _entitlements(self, keys: list[tuple[uuid.UUID, date | None]]) -> list[list[EntitlementPeriod]]:
         found = await contracts.entitlements_for_contracts(self.app, self.actor, keys)

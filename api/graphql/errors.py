@@ -12,6 +12,8 @@ __all__ = [
     "ErrorCodeEnum",
     "InsufficientBalanceError",
     "NotFoundError",
+    "OutOfScopeError",
+    "PartnerNotEligibleError",
     "PeriodEndedError",
     "PermissionDeniedError",
     "UserError",
@@ -65,6 +67,26 @@ class ContractInactiveError(UserError):
     pass
 
 
+@strawberry.type(
+    description="The request is outside what the provider supports: the customer is not one the caller acts for, "
+    "or the request is about something the terms list as out of scope or out of support."
+)
+class OutOfScopeError(UserError):
+    pass
+
+
+@strawberry.type(
+    description="The ticket type is given only to a partner that meets the program's conditions "
+    "(certification, access to the customer's production account); the message says which one is missing."
+)
+class PartnerNotEligibleError(UserError):
+    pass
+
+
+_BY_CODE: dict[service_errors.ErrorCode, type[UserError]] = {
+    service_errors.ErrorCode.PARTNER_NOT_ELIGIBLE: PartnerNotEligibleError,
+}
+
 _BY_CLASS: list[tuple[type[service_errors.DomainError], type[UserError]]] = [
     (service_errors.InsufficientBalance, InsufficientBalanceError),
     (service_errors.PeriodEnded, PeriodEndedError),
@@ -72,11 +94,15 @@ _BY_CLASS: list[tuple[type[service_errors.DomainError], type[UserError]]] = [
     (service_errors.NotFound, NotFoundError),
     (service_errors.Conflict, ConflictError),
     (service_errors.PermissionDenied, PermissionDeniedError),
+    (service_errors.OutOfScope, OutOfScopeError),
     (service_errors.DomainError, ValidationError),
 ]
 
 
 def user_error(exc: service_errors.DomainError) -> UserError:
+    by_code = _BY_CODE.get(exc.code)
+    if by_code is not None:
+        return by_code(code=exc.code, message=exc.message, field=exc.field)  # type: ignore[call-arg]
     for error_class, graphql_type in _BY_CLASS:
         if isinstance(exc, error_class):
             extra = {"requested": exc.requested, "remaining": exc.remaining} if graphql_type is InsufficientBalanceError else {}

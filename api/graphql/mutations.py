@@ -18,6 +18,8 @@ from api.graphql.errors import (
     ErrorCodeEnum,
     InsufficientBalanceError,
     NotFoundError,
+    OutOfScopeError,
+    PartnerNotEligibleError,
     PeriodEndedError,
     PermissionDeniedError,
     UserError,
@@ -32,11 +34,21 @@ from api.graphql.types import (
     LedgerEntryType,
     PartnerType,
     ProgramType,
+    TicketType,
     UserType,
 )
 from api.models import StaffRole, TokenAccess, TokenScope, UserKind
 from api.programs.loader import ProgramFileError, parse_program
-from api.services import contracts, identity, ledger, parties, programs
+from api.services import (
+    contracts,
+    deductions,
+    identity,
+    ledger,
+    parties,
+    programs,
+    tickets,
+)
+from api.services.context import Actor
 from api.services.errors import DomainError, ErrorCode, NotFound, ValidationFailed
 
 __all__ = ["Mutation"]
@@ -168,6 +180,56 @@ class CreateApiTokenInput:
     expires_at: datetime | None = None
 
 
+@strawberry.input(description="A new ticket, filed for a customer under the contract that offers its type.")
+class FileTicketInput:
+    customer_id: strawberry.ID
+    ticket_type: str = strawberry.field(description="A ticket type code of the customer's plan, e.g. question.")
+    severity: str = strawberry.field(
+        default="", description="A severity the plan offers for this type; empty for plans that rank none."
+    )
+    subject: str
+    description: str = ""
+    affected_account: str | None = strawberry.field(default=None, description="Needed by diagnostic ticket types.")
+    steps_followed: str | None = strawberry.field(default=None, description="Needed by diagnostic ticket types.")
+    expected_result: str | None = strawberry.field(default=None, description="Needed by diagnostic ticket types.")
+    scope_item: str | None = strawberry.field(
+        default=None, description="The out-of-scope or out-of-support item code the request is about, if any."
+    )
+
+
+@strawberry.input
+class TransitionTicketInput:
+    ticket_id: strawberry.ID
+    to: str = strawberry.field(
+        description="new, acknowledged, in_progress, waiting_on_customer, resolved or closed."
+    )
+    reason: str = ""
+    next_update_at: datetime | None = strawberry.field(
+        default=None, description="When the customer hears next; with its time zone."
+    )
+
+
+@strawberry.input
+class AddCommentInput:
+    ticket_id: strawberry.ID
+    body: str
+    internal: bool = strawberry.field(default=False, description="Staff only: not shown to the customer's side.")
+    next_update_at: datetime | None = strawberry.field(
+        default=None, description="A public staff reply may announce the next update; with its time zone."
+    )
+
+
+@strawberry.input
+class LogTimeInput:
+    ticket_id: strawberry.ID
+    minutes: int = strawberry.field(description="Minutes worked; negative only to correct an earlier entry.")
+    note: str
+    work_date: date | None = strawberry.field(default=None, description="The day worked; today by default.")
+    corrects_entry_id: strawberry.ID | None = strawberry.field(
+        default=None, description="The time entry a negative entry corrects."
+    )
+
+
 # ---- payloads ----
 
 
@@ -238,6 +300,35 @@ class RevokeApiTokenSuccess:
     token: ApiTokenType
 
 
+@strawberry.type
+class FileTicketSuccess:
+    ticket: TicketType | None = strawberry.field(
+        description="The ticket filed; null when it is outside what the caller may read (a client manager "
+        "filing under a contract not assigned to them)."
+    )
+    ticket_id: strawberry.ID
+
+
+@strawberry.type
+class TransitionTicketSuccess:
+    ticket: TicketType
+
+
+@strawberry.type
+class AddCommentSuccess:
+    ticket: TicketType
+    comment_id: strawberry.ID
+
+
+@strawberry.type
+class LogTimeSuccess:
+    ticket: TicketType
+    time_entry_id: strawberry.ID
+    deductions: list[LedgerEntryType] = strawberry.field(
+        description="The ledger entries this entry posted (none when the ticket already owed as much)."
+    )
+
+
 _AUTH = PermissionDeniedError
 CreateCustomerResult = Annotated[
     CreateCustomerSuccess | ValidationError | ConflictError | _AUTH, strawberry.union("CreateCustomerResult")
@@ -290,6 +381,48 @@ CreateApiTokenResult = Annotated[
 RevokeApiTokenResult = Annotated[
     RevokeApiTokenSuccess | NotFoundError | _AUTH, strawberry.union("RevokeApiTokenResult")
 ]
+
+FileTicketResult = Annotated[
+    FileTicketSuccess | ValidationError | NotFoundError | OutOfScopeError | PartnerNotEligibleError | _AUTH,
+    strawberry.union("FileTicketResult"),
+]
+TransitionTicketResult = Annotated[
+    TransitionTicketSuccess | ValidationError | NotFoundError | _AUTH, strawberry.union("TransitionTicketResult")
+]
+AddCommentResult = Annotated[
+    AddCommentSuccess
+    | ValidationError
+    | NotFoundError
+    | ConflictError
+    | InsufficientBalanceError
+    | ContractInactiveError
+    | _AUTH,
+    strawberry.union("AddCommentResult"),
+]
+LogTimeResult = Annotated[
+    LogTimeSuccess
+    | ValidationError
+    | NotFoundError
+    | ConflictError
+    | InsufficientBalanceError
+    | ContractInactiveError
+    | _AUTH,
+    strawberry.union("LogTimeResult"),
+]
+
+
+async def _ticket(ctx: RequestContext, actor: Actor, ticket_id: uuid.UUID) -> TicketType | None:
+    """The ticket as the caller now sees it, after a change committed."""
+    found = await tickets.get_tickets(ctx.app, actor, [ticket_id])
+    return TicketType.build(found[ticket_id]) if ticket_id in found else None
+
+
+async def _changed_ticket(ctx: RequestContext, ticket_id: uuid.UUID) -> TicketType:
+    # Every change but filing needs the ticket in the caller's reach, so it is still there afterwards.
+    ticket = await _ticket(ctx, ctx.actor, ticket_id)
+    if ticket is None:  # pragma: no cover - the service found it in the same caller's reach
+        raise NotFound("ticket", ticket_id, field="ticketId")
+    return ticket
 
 
 def _ledger_success(outcome: ledger.LedgerOutcome) -> LedgerEntrySuccess:
@@ -521,3 +654,97 @@ class Mutation:
         except DomainError as exc:
             return user_error(exc)
         return RevokeApiTokenSuccess(token=ApiTokenType.build(token))
+
+    @strawberry.mutation(
+        description="File a ticket for a customer: the plan must offer its type and severity, the request must be "
+        "in scope, and diagnostic types need the affected account, the steps followed and the expected result."
+    )
+    async def file_ticket(self, info: Info[RequestContext, None], input: FileTicketInput) -> FileTicketResult:
+        ctx = info.context
+        try:
+            ticket = await tickets.open_ticket(
+                ctx.app,
+                ctx.actor,
+                tickets.NewTicket(
+                    customer_id=_id(input.customer_id, "customer", "customerId"),
+                    ticket_type=input.ticket_type,
+                    severity=input.severity,
+                    subject=input.subject,
+                    description=input.description,
+                    affected_account=input.affected_account,
+                    steps_followed=input.steps_followed,
+                    expected_result=input.expected_result,
+                    scope_item=input.scope_item,
+                ),
+            )
+        except DomainError as exc:
+            return user_error(exc)
+        return FileTicketSuccess(
+            ticket=await _ticket(ctx, ctx.actor, ticket.id), ticket_id=strawberry.ID(str(ticket.id))
+        )
+
+    @strawberry.mutation(
+        description="Move a ticket to another status. Staff make every move; the customer and its partners may "
+        "close a resolved ticket or reopen it."
+    )
+    async def transition_ticket(
+        self, info: Info[RequestContext, None], input: TransitionTicketInput
+    ) -> TransitionTicketResult:
+        ctx = info.context
+        try:
+            ticket = await tickets.transition_ticket(
+                ctx.app,
+                ctx.actor,
+                _id(input.ticket_id, "ticket", "ticketId"),
+                input.to,
+                reason=input.reason,
+                next_update_at=input.next_update_at,
+            )
+            return TransitionTicketSuccess(ticket=await _changed_ticket(ctx, ticket.id))
+        except DomainError as exc:
+            return user_error(exc)
+
+    @strawberry.mutation(
+        description="Add a message to a ticket. A public staff reply opens the conversation and deducts its "
+        "support time, or is refused with it."
+    )
+    async def add_comment(self, info: Info[RequestContext, None], input: AddCommentInput) -> AddCommentResult:
+        ctx = info.context
+        try:
+            comment = await tickets.add_comment(
+                ctx.app,
+                ctx.actor,
+                _id(input.ticket_id, "ticket", "ticketId"),
+                input.body,
+                internal=input.internal,
+                next_update_at=input.next_update_at,
+            )
+            return AddCommentSuccess(
+                ticket=await _changed_ticket(ctx, comment.ticket_id), comment_id=strawberry.ID(str(comment.id))
+            )
+        except DomainError as exc:
+            return user_error(exc)
+
+    @strawberry.mutation(
+        description="Log minutes worked on a ticket (staff), or correct an earlier entry with a negative one; "
+        "the ticket's support-time deductions follow in the same transaction."
+    )
+    async def log_time(self, info: Info[RequestContext, None], input: LogTimeInput) -> LogTimeResult:
+        ctx = info.context
+        try:
+            entry, posted = await deductions.log_time(
+                ctx.app,
+                ctx.actor,
+                _id(input.ticket_id, "ticket", "ticketId"),
+                input.minutes,
+                note=input.note,
+                work_date=input.work_date,
+                corrects_entry_id=_optional_id(input.corrects_entry_id, "time entry", "correctsEntryId"),
+            )
+            return LogTimeSuccess(
+                ticket=await _changed_ticket(ctx, entry.ticket_id),
+                time_entry_id=strawberry.ID(str(entry.id)),
+                deductions=[LedgerEntryType.build(e) for e in posted],
+            )
+        except DomainError as exc:
+            return user_error(exc)

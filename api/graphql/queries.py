@@ -18,6 +18,8 @@ from api.graphql.types import (
     CustomerType,
     FilingCheckType,
     OpenWindowType,
+    TicketConnection,
+    TicketEdge,
     TicketType,
     PageInfo,
     PartnerType,
@@ -39,6 +41,18 @@ def _customer_id(value: strawberry.ID) -> uuid.UUID:
     if parsed is None:
         raise NotFound("customer", value, field="customerId")
     return parsed
+
+
+@strawberry.input(description="Narrows `tickets`; every given condition must hold.")
+class TicketFilter:
+    customer_id: strawberry.ID | None = None
+    status: str | None = None
+    severity: str | None = None
+    ticket_type: str | None = None
+    filed_by: str | None = strawberry.field(default=None, description="The filer's actor reference.")
+    text: str | None = strawberry.field(default=None, description="Case-insensitive, in the subject or description.")
+    at_risk: bool | None = strawberry.field(default=None, description="Whether any SLA clock is at risk now.")
+    breached: bool | None = strawberry.field(default=None, description="Whether any SLA clock is breached now.")
 
 
 @strawberry.type
@@ -180,6 +194,41 @@ class Query:
             return None
         found = await tickets.get_tickets(ctx.app, ctx.actor, [ident])
         return TicketType.build(found[ident]) if ident in found else None
+
+    @strawberry.field(description="The tickets the caller may see, newest first.")
+    async def tickets(
+        self,
+        info: Info[RequestContext, None],
+        filter: TicketFilter | None = None,
+        first: int = 50,
+        after: str | None = None,
+    ) -> TicketConnection:
+        ctx = info.context
+        given = filter or TicketFilter()
+        customer = None
+        if given.customer_id is not None:
+            customer = parse_id(given.customer_id)
+            if customer is None:
+                # Not an id this API gave out: answered as a customer without tickets.
+                return TicketConnection(edges=[], page_info=PageInfo(has_next_page=False, end_cursor=None))
+        page = await tickets.list_tickets(
+            ctx.app,
+            ctx.actor,
+            customer_id=customer,
+            status=given.status,
+            severity=given.severity,
+            ticket_type=given.ticket_type,
+            filed_by=given.filed_by,
+            text=given.text,
+            at_risk=given.at_risk,
+            breached=given.breached,
+            first=first,
+            after=after,
+        )
+        return TicketConnection(
+            edges=[TicketEdge(cursor=tickets.ticket_cursor(v.ticket), node=TicketType.build(v)) for v in page.views],
+            page_info=PageInfo(has_next_page=page.has_next_page, end_cursor=page.end_cursor),
+        )
 
     @strawberry.field(description="When a program's support calendar is open, day by day in its own time zone.")
     async def calendar_windows(

@@ -12,7 +12,17 @@ from strawberry.types import Info
 
 from api.graphql.context import RequestContext, parse_id
 from api.graphql.errors import ErrorCodeEnum
-from api.models import ApiToken, AuditEntry, Contract, Customer, LedgerEntry, Partner, ProgramRecord, User
+from api.models import (
+    ApiToken,
+    AuditEntry,
+    Contract,
+    Customer,
+    LedgerEntry,
+    Partner,
+    ProgramRecord,
+    TicketComment,
+    User,
+)
 from api.models.ledger import LedgerKind
 from api.programs.schema import Bucket
 from api.services import access, contracts, ledger
@@ -43,6 +53,9 @@ __all__ = [
     "ViewerType",
     "OpenWindowType",
     "SlaClockType",
+    "TicketCommentType",
+    "TicketConnection",
+    "TicketEdge",
     "TicketEventType",
     "TicketType",
     "opt_id",
@@ -293,6 +306,8 @@ class LedgerEntryType:
     on_behalf_of_customer_id: strawberry.ID | None
     idempotency_key: str | None
     reverses_entry_id: strawberry.ID | None
+    ticket_id: strawberry.ID | None = strawberry.field(description="The ticket a deduction was for.")
+    time_entry_id: strawberry.ID | None = strawberry.field(description="The time entry behind a deduction.")
     created_at: datetime
 
     @classmethod
@@ -311,6 +326,8 @@ class LedgerEntryType:
             on_behalf_of_customer_id=opt_id(entry.on_behalf_of_customer_id),
             idempotency_key=entry.idempotency_key,
             reverses_entry_id=opt_id(entry.reverses_entry_id),
+            ticket_id=opt_id(entry.ticket_id),
+            time_entry_id=opt_id(entry.time_entry_id),
             created_at=entry.created_at,
         )
 
@@ -598,6 +615,27 @@ class TicketEventType:
     next_update_at: datetime | None
 
 
+@strawberry.type(name="TicketComment", description="One comment of a ticket's conversation.")
+class TicketCommentType:
+    body: str
+    created_at: datetime
+    internal: bool = strawberry.field(description="Staff only: customers and partners never see internal comments.")
+    automatic: bool
+    author_kind: str
+    author_name: str
+
+    @classmethod
+    def build(cls, comment: TicketComment) -> TicketCommentType:
+        return cls(
+            body=comment.body,
+            created_at=comment.created_at,
+            internal=comment.internal,
+            automatic=comment.automatic,
+            author_kind=comment.author_kind,
+            author_name=comment.author_name,
+        )
+
+
 @strawberry.type(name="Ticket")
 class TicketType:
     id: strawberry.ID
@@ -611,6 +649,7 @@ class TicketType:
     via_partner_id: strawberry.ID | None
     created_at: datetime
     events: list[TicketEventType]
+    filed_by: str = strawberry.field(description="The actor reference of whoever filed the ticket.")
 
     @classmethod
     def build(cls, view: TicketView) -> TicketType:
@@ -626,6 +665,7 @@ class TicketType:
             filed_by_kind=ticket.filed_by_kind,
             via_partner_id=opt_id(ticket.via_partner_id),
             created_at=ticket.created_at,
+            filed_by=ticket.filed_by_ref,
             events=[
                 TicketEventType(
                     kind=e.kind, at=e.at, actor_kind=e.actor_kind, severity=e.severity, automatic=e.automatic,
@@ -639,6 +679,42 @@ class TicketType:
     async def sla(self, info: Info[RequestContext, None]) -> list[SlaClockType]:
         clocks = await info.context.loaders.sla.load(parse_id(self.id))
         return [SlaClockType.build(c) for c in clocks]
+
+    @strawberry.field
+    async def customer(self, info: Info[RequestContext, None]) -> CustomerType | None:
+        customer = await info.context.loaders.customer.load(parse_id(self.customer_id))
+        return None if customer is None else CustomerType.build(customer)
+
+    @strawberry.field(description="The contract the ticket was filed under; null when the caller may not read it.")
+    async def contract(self, info: Info[RequestContext, None]) -> ContractType | None:
+        contract = await info.context.loaders.contract.load(parse_id(self.contract_id))
+        return None if contract is None else ContractType.build(contract)
+
+    @strawberry.field(description="The plan of the ticket's contract; null when the caller may not read the contract.")
+    async def plan(self, info: Info[RequestContext, None]) -> PlanType | None:
+        loaders = info.context.loaders
+        contract = await loaders.contract.load(parse_id(self.contract_id))
+        if contract is None:
+            return None
+        view = await loaders.plan.load(contract.plan_id)
+        return None if view is None else PlanType.build(view)
+
+    @strawberry.field(description="The latest comment the caller may read (never an internal one for customers and partners).")
+    async def last_comment(self, info: Info[RequestContext, None]) -> TicketCommentType | None:
+        comment = await info.context.loaders.last_comment.load(parse_id(self.id))
+        return None if comment is None else TicketCommentType.build(comment)
+
+
+@strawberry.type
+class TicketEdge:
+    cursor: str
+    node: TicketType
+
+
+@strawberry.type
+class TicketConnection:
+    edges: list[TicketEdge]
+    page_info: PageInfo
 
 
 @strawberry.type(name="OpenWindow", description="An interval during which a support calendar's clock runs.")

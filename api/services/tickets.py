@@ -9,9 +9,10 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.domain.calendars import compile_calendar
@@ -29,6 +30,7 @@ from api.services import access, audit, outbox, policy
 from api.services.context import Actor, AppContext
 from api.services.deductions import settle_ticket
 from api.services.errors import NotFound, OutOfScope, PermissionDenied, ValidationFailed
+from api.services.paging import check_first, encode_cursor, older_than
 from api.services.programs import PlanView, get_program, plan_view, program_model
 
 __all__ = [
@@ -36,14 +38,18 @@ __all__ = [
     "STATUSES",
     "TRANSITIONS",
     "NewTicket",
+    "TicketPage",
     "TicketView",
     "add_comment",
     "calendar_windows",
     "get_tickets",
+    "last_comments",
     "list_comments",
+    "list_tickets",
     "open_ticket",
     "record_event",
     "sla_for_tickets",
+    "ticket_cursor",
     "transition_ticket",
 ]
 
@@ -619,3 +625,139 @@ async def calendar_windows(
     first = datetime.combine(start, time(0), zone)
     last = datetime.combine(end + timedelta(days=1), time(0), zone)
     return compile_calendar(spec).open_windows(first, last)
+
+
+# ---- listing tickets -------------------------------------------------------------------------------
+
+# Candidates read per statement while an SLA filter (at risk, breached) scans past non-matching tickets.
+_SLA_SCAN_BATCH = 200
+
+
+@dataclass(frozen=True)
+class TicketPage:
+    views: list[TicketView]
+    has_next_page: bool
+    end_cursor: str | None
+
+
+def ticket_cursor(ticket: Ticket) -> str:
+    return encode_cursor(ticket.created_at, ticket.id)
+
+
+def _sla_of(view: TicketView, now: datetime, share: Decimal) -> list[TargetClock]:
+    if not _has_sla(view):
+        return []
+    return sla_clocks(_domain_events(view.events), view.plan.program, now, at_risk_share=share)
+
+
+async def list_tickets(
+    ctx: AppContext,
+    actor: Actor,
+    *,
+    customer_id: uuid.UUID | None = None,
+    status: str | None = None,
+    severity: str | None = None,
+    ticket_type: str | None = None,
+    filed_by: str | None = None,
+    text: str | None = None,
+    at_risk: bool | None = None,
+    breached: bool | None = None,
+    first: int = 50,
+    after: str | None = None,
+) -> TicketPage:
+    """The tickets the actor sees, newest first by (created_at, id), paged by keyset. Every filter but
+    the SLA ones is SQL; for `at_risk` / `breached` the clocks of each batch of candidates are replayed
+    and scanning goes on until `first` tickets match or the candidates run out. Each batch costs two
+    statements (tickets with their plans, then their events), whatever its size."""
+    policy.require(actor, "ticket.read")
+    check_first(first)
+    query = (
+        policy.visible_tickets(actor)
+        .add_columns(PlanRecord, ProgramRecord)
+        .join(Contract, Contract.id == Ticket.contract_id)
+        .join(PlanRecord, PlanRecord.id == Contract.plan_id)
+        .join(ProgramRecord, ProgramRecord.id == PlanRecord.program_id)
+        .order_by(Ticket.created_at.desc(), Ticket.id.desc())
+    )
+    if customer_id is not None:
+        query = query.where(Ticket.customer_id == customer_id)
+    if status is not None:
+        query = query.where(Ticket.status == status)
+    if severity is not None:
+        query = query.where(Ticket.severity == severity)
+    if ticket_type is not None:
+        query = query.where(Ticket.ticket_type == ticket_type)
+    if filed_by is not None:
+        query = query.where(Ticket.filed_by_ref == filed_by)
+    needle = (text or "").strip().lower()
+    if needle:
+        query = query.where(
+            or_(
+                func.lower(Ticket.subject).contains(needle, autoescape=True),
+                func.lower(Ticket.description).contains(needle, autoescape=True),
+            )
+        )
+    by_sla = at_risk is not None or breached is not None
+    batch = max(first + 1, _SLA_SCAN_BATCH) if by_sla else first + 1
+    now, share = ctx.now(), ctx.settings.sla_at_risk_share
+    matched: list[TicketView] = []
+    cursor = after
+    async with ctx.db.read() as session:
+        while len(matched) <= first:
+            page_query = query.limit(batch)
+            if cursor is not None:
+                page_query = page_query.where(older_than(Ticket.created_at, Ticket.id, cursor))
+            rows = (await session.execute(page_query)).all()
+            if not rows:
+                break
+            events: dict[uuid.UUID, list[TicketEventRecord]] = {ticket.id: [] for ticket, _, _ in rows}
+            for event in await session.scalars(
+                select(TicketEventRecord)
+                .where(TicketEventRecord.ticket_id.in_(list(events)))
+                .order_by(TicketEventRecord.ticket_id, TicketEventRecord.at, TicketEventRecord.position)
+            ):
+                events[event.ticket_id].append(event)
+            for ticket, plan, program in rows:
+                view = TicketView(ticket, events[ticket.id], plan_view(plan, program))
+                if by_sla:
+                    clocks = _sla_of(view, now, share)
+                    if at_risk is not None and any(c.at_risk for c in clocks) != at_risk:
+                        continue
+                    if breached is not None and any(c.breached for c in clocks) != breached:
+                        continue
+                matched.append(view)
+                if len(matched) > first:
+                    break
+            if len(rows) < batch:
+                break
+            cursor = ticket_cursor(rows[-1][0])
+    page = matched[:first]
+    return TicketPage(page, len(matched) > first, ticket_cursor(page[-1].ticket) if page else None)
+
+
+async def last_comments(
+    ctx: AppContext, actor: Actor, ticket_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, TicketComment]:
+    """Each visible ticket's latest comment (by created_at, id, as `list_comments` orders them) that the
+    actor may read: customers and partners never get internal ones. One statement for any number."""
+    policy.require(actor, "ticket.read")
+    if not ticket_ids:
+        return {}
+    visible = policy.visible_tickets(actor).with_only_columns(Ticket.id).where(Ticket.id.in_(set(ticket_ids)))
+    ranked = select(
+        TicketComment.id,
+        func.row_number()
+        .over(
+            partition_by=TicketComment.ticket_id,
+            order_by=(TicketComment.created_at.desc(), TicketComment.id.desc()),
+        )
+        .label("rank"),
+    ).where(TicketComment.ticket_id.in_(visible))
+    if not actor.is_provider:
+        ranked = ranked.where(TicketComment.internal.is_(False))
+    latest = ranked.subquery()
+    async with ctx.db.read() as session:
+        rows = await session.scalars(
+            select(TicketComment).join(latest, latest.c.id == TicketComment.id).where(latest.c.rank == 1)
+        )
+        return {comment.ticket_id: comment for comment in rows}

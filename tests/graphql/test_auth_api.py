@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from datetime import timedelta
+from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -16,7 +16,7 @@ from api.auth import CSRF_HEADER, SESSION_COOKIE
 from api.config import PROJECT_ROOT, Settings
 from api.graphql.schema import build_schema
 from api.models import ApiToken, StaffRole, TokenAccess, TokenScope, User, UserKind
-from api.services import identity, ledger, parties
+from api.services import identity, ledger, parties, tickets
 from api.services.context import AppContext
 from tests.conftest import ADMIN, ADMIN_EMAIL, NOW, unique
 from tests.graphql.conftest import PASSWORD, Caller, table_counts
@@ -199,6 +199,13 @@ async def mutations(ctx: AppContext, make_contract) -> dict[str, tuple[str, dict
     program = (PROJECT_ROOT / "programs" / "advisory-assure.toml").read_text().replace(
         'code = "advisory-assure"', f'code = "{unique("ro-program")}"', 1
     )
+    # Tickets need a plan with ticket types: another customer, on partner-support.
+    support = await make_contract(
+        program="partner-support", plan="enterprise", effective=date(2026, 1, 1), custom_allowances={"support-hours": 600}
+    )
+    ticket = await tickets.open_ticket(
+        ctx, ADMIN, tickets.NewTicket(support.customer_id, "question", "standard", "Read only")
+    )
     return {
         "createCustomer": ("CreateCustomerInput!", {"code": unique("ro"), "name": "Read only"}),
         "createPartner": ("CreatePartnerInput!", {"code": unique("ro"), "name": "Read only"}),
@@ -220,6 +227,12 @@ async def mutations(ctx: AppContext, make_contract) -> dict[str, tuple[str, dict
         }),
         "createApiToken": ("CreateApiTokenInput!", {"name": "escalate", "scope": "PROVIDER", "access": "READ_WRITE"}),
         "revokeApiToken": ("ID!", str(token.id)),
+        "fileTicket": ("FileTicketInput!", {
+            "customerId": str(support.customer_id), "ticketType": "question", "severity": "standard", "subject": "RO",
+        }),
+        "transitionTicket": ("TransitionTicketInput!", {"ticketId": str(ticket.id), "to": "in_progress"}),
+        "addComment": ("AddCommentInput!", {"ticketId": str(ticket.id), "body": "Read only"}),
+        "logTime": ("LogTimeInput!", {"ticketId": str(ticket.id), "minutes": 5, "note": "Read only"}),
     }
 
 
@@ -233,6 +246,7 @@ def test_the_read_only_check_covers_every_mutation():
     assert set(schema.mutation_type.fields) == {
         "createCustomer", "createPartner", "linkPartner", "createContract", "consumeEntitlement", "reverseEntry",
         "adjustEntitlement", "loadProgram", "createUser", "createApiToken", "revokeApiToken",
+        "fileTicket", "transitionTicket", "addComment", "logTime",
     }
 
 

@@ -77,6 +77,11 @@ ACTORS = (
 #   data) is for admins and integrators only.
 # * checkFiling: any answer past the access check (allowed, or "no contract offers this ticket type")
 #   counts as "allow".
+# * Tickets: customers and partners (and their read-write tokens) file and comment on their own; a
+#   customer or partner filing for someone else gets the out-of-scope answer ("hidden"). Moving a new
+#   ticket along (transitionTicket) and logging time are for staff: on its own ticket the customer's side
+#   is denied. A client manager works on the tickets of the contracts assigned to them, and may file for
+#   any customer (like createContract); the ticket it files elsewhere then comes back as null.
 #
 #                                  anon cust part unlk supp  cm  admin c_rd c_rw p_rw v_rd v_rw
 ROWS: dict[tuple[str, str], tuple[str, ...]] = {
@@ -103,6 +108,8 @@ ROWS: dict[tuple[str, str], tuple[str, ...]] = {
     ("checkFiling", "foreign"):    (U,   H,   H,   H,   A,   A,   A,   H,   H,   H,   A,   A),
     ("ticket", "own"):             (U,   A,   A,   H,   A,   A,   A,   A,   A,   A,   A,   A),
     ("ticket", "foreign"):         (U,   H,   H,   H,   A,   H,   A,   H,   H,   H,   A,   A),
+    ("tickets", "own"):            (U,   A,   A,   H,   A,   A,   A,   A,   A,   A,   A,   A),
+    ("tickets", "foreign"):        (U,   H,   H,   H,   A,   H,   A,   H,   H,   H,   A,   A),
     ("calendarWindows", "-"):      (U,   A,   A,   A,   A,   A,   A,   A,   A,   A,   A,   A),
     ("createCustomer", "-"):       (U,   D,   D,   D,   D,   A,   A,   D,   D,   D,   D,   A),
     ("createPartner", "-"):        (U,   D,   D,   D,   D,   D,   A,   D,   D,   D,   D,   A),
@@ -123,6 +130,14 @@ ROWS: dict[tuple[str, str], tuple[str, ...]] = {
     ("createApiToken", "foreign"): (U,   D,   D,   D,   D,   D,   A,   D,   D,   D,   D,   D),
     ("revokeApiToken", "own"):     (U,   D,   D,   D,   D,   D,   A,   D,   D,   D,   D,   D),
     ("revokeApiToken", "foreign"): (U,   D,   D,   D,   D,   D,   A,   D,   D,   D,   D,   D),
+    ("fileTicket", "own"):         (U,   A,   A,   H,   A,   A,   A,   D,   A,   A,   D,   A),
+    ("fileTicket", "foreign"):     (U,   H,   H,   H,   A,   A,   A,   D,   H,   H,   D,   A),
+    ("transitionTicket", "own"):     (U, D, D, H, A, A, A, D, D, D, D, A),
+    ("transitionTicket", "foreign"): (U, H, H, H, A, H, A, D, H, H, D, A),
+    ("addComment", "own"):         (U,   A,   A,   H,   A,   A,   A,   D,   A,   A,   D,   A),
+    ("addComment", "foreign"):     (U,   H,   H,   H,   A,   H,   A,   D,   H,   H,   D,   A),
+    ("logTime", "own"):            (U,   D,   D,   D,   A,   A,   A,   D,   D,   D,   D,   A),
+    ("logTime", "foreign"):        (U,   D,   D,   D,   A,   H,   A,   D,   D,   D,   D,   A),
 }  # fmt: skip
 
 EXPECTED: dict[tuple[str, str, str], str] = {
@@ -144,6 +159,11 @@ AUDIT_ACTIONS = {
     "createUser": {"user.create"},
     "createApiToken": {"token.create"},
     "revokeApiToken": {"token.revoke"},
+    "fileTicket": {"ticket.create"},
+    "transitionTicket": {"ticket.transition"},
+    # A public staff reply, or logged time, settles the ticket's support-time deduction.
+    "addComment": {"ticket.comment", "ledger.consume", "ledger.overage"},
+    "logTime": {"ticket.time_logged", "ledger.consume", "ledger.overage", "ledger.adjust"},
 }
 
 # ---- the world: parties, contracts, credentials --------------------------------------------------
@@ -382,6 +402,17 @@ async def q_ticket(w: World, t: str) -> Request:
     return Request("query Run($t: ID!) { ticket(id: $t) { id status sla { target dueAt } } }", {"t": ident}, (ident,))
 
 
+async def q_tickets(w: World, t: str) -> Request:
+    # Filtered to the target's customer, so tickets filed elsewhere in the run never push it off the page.
+    ident, customer = _pick(w.tickets, t), _pick(w.customers, t)
+    document = """
+    query Run($c: ID!) {
+      tickets(filter: {customerId: $c}) { edges { cursor node { id status filedBy lastComment { body } } } pageInfo { hasNextPage endCursor } }
+    }
+    """
+    return Request(document, {"c": customer}, (ident, customer))
+
+
 async def q_calendar_windows(w: World, t: str) -> Request:
     document = """
     query { calendarWindows(programCode: "partner-support", calendar: "business-hours-es",
@@ -528,6 +559,43 @@ async def m_revoke_api_token(w: World, t: str) -> Request:
     return Request(document, {"id": ident}, (ident,))
 
 
+TICKET_SUCCESS = "{ ticket { id status } }"
+
+
+async def m_file_ticket(w: World, t: str) -> Request:
+    customer = _pick(w.customers, t)
+    document = _mutation("fileTicket", "FileTicketInput", "FileTicketSuccess { ticketId ticket { id status } }")
+    variables = {"customerId": customer, "ticketType": "question", "severity": "standard", "subject": "Matrix filing"}
+    return Request(document, {"input": variables}, (customer,))
+
+
+async def m_transition_ticket(w: World, t: str) -> Request:
+    # A fresh ticket each time, taken up (new -> in_progress): a move only the support team makes.
+    if t == "missing":
+        ident = str(uuid.uuid4())
+    else:
+        filed = await tickets.open_ticket(
+            w.ctx, ADMIN, tickets.NewTicket(uuid.UUID(w.customers[t]), "question", "standard", "Matrix transition")
+        )
+        ident = str(filed.id)
+    document = _mutation("transitionTicket", "TransitionTicketInput", f"TransitionTicketSuccess {TICKET_SUCCESS}")
+    return Request(document, {"input": {"ticketId": ident, "to": "in_progress"}}, (ident,))
+
+
+async def m_add_comment(w: World, t: str) -> Request:
+    ident = _pick(w.tickets, t)
+    document = _mutation("addComment", "AddCommentInput", "AddCommentSuccess { commentId ticket { id status } }")
+    return Request(document, {"input": {"ticketId": ident, "body": "Matrix comment"}}, (ident,))
+
+
+async def m_log_time(w: World, t: str) -> Request:
+    ident = _pick(w.tickets, t)
+    document = _mutation(
+        "logTime", "LogTimeInput", "LogTimeSuccess { timeEntryId ticket { id } deductions { id quantity } }"
+    )
+    return Request(document, {"input": {"ticketId": ident, "minutes": 5, "note": "matrix work"}}, (ident,))
+
+
 Builder = Callable[[World, str], Awaitable[Request]]
 
 QUERIES: dict[str, Builder] = {
@@ -545,6 +613,7 @@ QUERIES: dict[str, Builder] = {
     "outOfScope": q_out_of_scope,
     "checkFiling": q_check_filing,
     "ticket": q_ticket,
+    "tickets": q_tickets,
     "calendarWindows": q_calendar_windows,
 }
 
@@ -560,6 +629,10 @@ MUTATIONS: dict[str, Builder] = {
     "createUser": m_create_user,
     "createApiToken": m_create_api_token,
     "revokeApiToken": m_revoke_api_token,
+    "fileTicket": m_file_ticket,
+    "transitionTicket": m_transition_ticket,
+    "addComment": m_add_comment,
+    "logTime": m_log_time,
 }
 
 BUILDERS = {**QUERIES, **MUTATIONS}
@@ -601,8 +674,8 @@ def classify(operation: str, request: Request, response: Response) -> str:
             return A
         if typename == "PermissionDeniedError":
             return D
-        if typename == "NotFoundError":
-            return H
+        if typename in ("NotFoundError", "OutOfScopeError"):
+            return H  # the out-of-scope answer names no object: the same for a nonexistent one (checked)
         return f"{typename}: {value.get('message')}"
     if value is None:
         return H
@@ -614,6 +687,8 @@ def classify(operation: str, request: Request, response: Response) -> str:
         return A if value else H
     if operation == "auditLog":
         return A if value["edges"] else H
+    if operation == "tickets":
+        return A if request.ids[0] in {edge["node"]["id"] for edge in value["edges"]} else H
     if operation == "checkFiling":
         if value["allowed"] or value["code"] in ("INVALID", "PARTNER_NOT_ELIGIBLE"):
             return A  # past the access check: the answer is the program's
