@@ -164,3 +164,20 @@ async def test_a_partner_files_an_engineer_replies_and_logs_time_and_the_hours_g
             select(LedgerEntry.ticket_id).where(LedgerEntry.id.in_([uuid.UUID(e["id"]) for e in entries]))
         ))
     assert links == {uuid.UUID(ticket["id"])}
+
+    # The customer sees the same over the API: the conversation, the time logged, the deductions.
+    seen = await customer.run(
+        """query($id: ID!) { ticket(id: $id) {
+             comments { body automatic internal }
+             timeEntries { id minutes }
+             deductions { quantity ticketId timeEntryId } } }""",
+        id=ticket["id"],
+    )
+    seen_ticket = seen["ticket"]
+    # The acknowledgement and the reply (the test's clock does not move between them, so in either order).
+    assert sorted(c["automatic"] for c in seen_ticket["comments"]) == [False, True]
+    assert [t["minutes"] for t in seen_ticket["timeEntries"]] == [25]
+    assert sorted((d["quantity"], d["ticketId"], d["timeEntryId"]) for d in seen_ticket["deductions"]) == [
+        (10, ticket["id"], logged["timeEntryId"]),
+        (15, ticket["id"], None),
+    ]

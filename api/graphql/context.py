@@ -40,6 +40,7 @@ class Loaders:
     sla: DataLoader[uuid.UUID, list[TargetClock]] = field(init=False)
     contract: DataLoader[uuid.UUID, Contract | None] = field(init=False)
     last_comment: DataLoader[uuid.UUID, TicketComment | None] = field(init=False)
+    ticket_record: DataLoader[uuid.UUID, tickets.TicketRecord] = field(init=False)
 
     def __post_init__(self) -> None:
         self.customer = DataLoader(self._customers)
@@ -49,6 +50,7 @@ class Loaders:
         self.sla = DataLoader(self._sla)
         self.contract = DataLoader(self._contracts)
         self.last_comment = DataLoader(self._last_comments)
+        self.ticket_record = DataLoader(self._ticket_records)
 
     async def _customers(self, ids: list[uuid.UUID]) -> list[Customer | None]:
         found = await parties.get_customers_by_ids(self.app, self.actor, ids)
@@ -69,6 +71,10 @@ class Loaders:
     async def _contracts(self, ids: list[uuid.UUID]) -> list[Contract | None]:
         found = await contracts.get_contracts_by_ids(self.app, self.actor, ids)
         return [found.get(i) for i in ids]
+
+    async def _ticket_records(self, ids: list[uuid.UUID]) -> list[tickets.TicketRecord]:
+        found = await tickets.ticket_records(self.app, self.actor, ids)
+        return [found.get(i, tickets.TicketRecord([], [], [])) for i in ids]
 
     async def _last_comments(self, ids: list[uuid.UUID]) -> list[TicketComment | None]:
         found = await tickets.last_comments(self.app, self.actor, ids)

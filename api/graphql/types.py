@@ -21,6 +21,7 @@ from api.models import (
     Partner,
     ProgramRecord,
     TicketComment,
+    TimeEntry,
     User,
 )
 from api.models.ledger import LedgerKind
@@ -615,6 +616,29 @@ class TicketEventType:
     next_update_at: datetime | None
 
 
+@strawberry.type(name="TimeEntry", description="Minutes a staff member worked on a ticket.")
+class TimeEntryType:
+    id: strawberry.ID
+    minutes: int
+    note: str
+    work_date: date
+    actor_name: str
+    corrects_entry_id: strawberry.ID | None
+    created_at: datetime
+
+    @classmethod
+    def build(cls, entry: TimeEntry) -> TimeEntryType:
+        return cls(
+            id=strawberry.ID(str(entry.id)),
+            minutes=entry.minutes,
+            note=entry.note,
+            work_date=entry.work_date,
+            actor_name=entry.actor_name,
+            corrects_entry_id=opt_id(entry.corrects_entry_id),
+            created_at=entry.created_at,
+        )
+
+
 @strawberry.type(name="TicketComment", description="One comment of a ticket's conversation.")
 class TicketCommentType:
     body: str
@@ -703,6 +727,21 @@ class TicketType:
     async def last_comment(self, info: Info[RequestContext, None]) -> TicketCommentType | None:
         comment = await info.context.loaders.last_comment.load(parse_id(self.id))
         return None if comment is None else TicketCommentType.build(comment)
+
+    @strawberry.field(description="The conversation, oldest first (internal comments for staff only).")
+    async def comments(self, info: Info[RequestContext, None]) -> list[TicketCommentType]:
+        record = await info.context.loaders.ticket_record.load(parse_id(self.id))
+        return [TicketCommentType.build(c) for c in record.comments]
+
+    @strawberry.field(description="Time logged on the ticket; corrections are negative entries.")
+    async def time_entries(self, info: Info[RequestContext, None]) -> list[TimeEntryType]:
+        record = await info.context.loaders.ticket_record.load(parse_id(self.id))
+        return [TimeEntryType.build(t) for t in record.time_entries]
+
+    @strawberry.field(description="Ledger entries deducted (or given back) for this ticket.")
+    async def deductions(self, info: Info[RequestContext, None]) -> list[LedgerEntryType]:
+        record = await info.context.loaders.ticket_record.load(parse_id(self.id))
+        return [LedgerEntryType.build(e) for e in record.deductions]
 
 
 @strawberry.type
