@@ -16,24 +16,11 @@ from api.db import sync_url
 from api.models import Contract, EntitlementBalance, LedgerEntry, PlanRecord, ProgramRecord
 from api.programs.loader import read_program_file
 from api.services.demo import USERS
+from tests.factories import small_program
 
 PROGRAMS = sorted((PROJECT_ROOT / "programs").glob("*.toml"))
 
-GOOD = """
-code = "cli-test"
-name = "CLI Test Support"
-provider = "Tests"
-
-[plans.basic]
-name = "Basic"
-
-[plans.basic.buckets.support]
-name = "Support"
-unit = "activities"
-allowance = 3
-period = "quarter"
-anchor = "contract"
-"""
+GOOD = small_program("cli-test", name="CLI Test Support")
 
 
 @pytest.fixture

@@ -18,6 +18,7 @@ from api.models import EntitlementBalance
 from api.programs.loader import parse_program
 from api.services import contracts, ledger, parties, programs
 from api.services.context import AppContext
+from tests.factories import small_program
 from tests.conftest import ADMIN
 
 LOGGER = "entitle.worker"
@@ -52,19 +53,7 @@ async def fresh_ctx(database_factory, ctx) -> AsyncIterator[AppContext]:  # type
 
 async def test_the_worker_logs_each_mismatch(fresh_ctx, caplog):
     # In a database of its own: one balance row put out of step with its ledger.
-    text = """
-code = "jobs"
-name = "Jobs"
-provider = "Tests"
-[plans.basic]
-name = "Basic"
-[plans.basic.buckets.support]
-name = "Support"
-unit = "activities"
-allowance = 3
-period = "quarter"
-anchor = "contract"
-"""
+    text = small_program("jobs", name="Jobs")
     await programs.load_programs(fresh_ctx, ADMIN, [parse_program(text)])
     customer = await parties.create_customer(fresh_ctx, ADMIN, parties.NewCustomer(code="jobs", name="Jobs"))
     contract = await contracts.create_contract(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from tests import factories
 from tests.conftest import unique
 
 PROGRAMS = """
@@ -38,22 +39,7 @@ SHIPPED_PLANS = {
 
 
 def small_program(code: str, *, name: str = "Small Test Program") -> str:
-    return f'''
-code = "{code}"
-name = "{name}"
-provider = "Test Provider"
-timezone = "UTC"
-
-[plans.basic]
-name = "Basic"
-
-[plans.basic.buckets.sessions]
-name = "Sessions"
-unit = "activities"
-allowance = 3
-period = "quarter"
-anchor = "contract"
-'''
+    return factories.small_program(code, name=name, provider="Test Provider", bucket="sessions")
 
 
 async def test_programs_lists_the_shipped_programs(gql, shipped_programs):
