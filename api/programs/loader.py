@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from api.domain.calendars import compile_calendar
+from api.domain.catalog import CatalogError, plan_catalog
 from api.programs.schema import Program
 
 __all__ = ["ProgramFileError", "ProgramIssue", "ParsedProgram", "parse_program", "read_program_file"]
@@ -181,9 +182,13 @@ def _cross_references(program: Program) -> Iterable[tuple[str, str]]:
                 yield f"{where}.deductions.bucket", f"no bucket {plan.deductions.bucket!r} in this plan"
             elif bucket.unit != "hours":
                 yield f"{where}.deductions.bucket", f"bucket {plan.deductions.bucket!r} is not counted in hours"
-        for activity in plan.catalog or ():
-            if activity not in program.catalog:
-                yield f"{where}.catalog", f"no activity {activity!r} in the program catalog"
+        if plan.catalog_bucket is not None and plan.catalog_bucket not in plan.buckets:
+            yield f"{where}.catalog_bucket", f"no bucket {plan.catalog_bucket!r} in this plan"
+        else:
+            try:
+                plan_catalog(program, plan)
+            except CatalogError as exc:
+                yield f"{where}.catalog", str(exc)
         for list_name in ("out_of_scope", "out_of_support"):
             for dup in _duplicates(getattr(plan, list_name)):
                 yield f"{where}.{list_name}", f"item code {dup!r} appears twice"

@@ -416,6 +416,11 @@ class Plan(_Strict):
     deductions: DeductionRules | None = None
     availability: Availability | None = None
     catalog: tuple[str, ...] | None = None  # None: the whole program catalog
+    # The bucket catalog activities are charged to; needed only where two buckets count the same unit.
+    catalog_bucket: Code | None = None
+    # Days before a period ends with units left from which it is "expiring soon" and a reminder goes
+    # out; None: the deployment's ENTITLE_EXPIRY_WARNING_DAYS.
+    expiry_warning_days: int | None = Field(default=None, ge=0, le=366)
     features: tuple[str, ...] = ()
     excluded: tuple[str, ...] = ()  # what the plan explicitly does not give
     add_ons: dict[Code, AddOn] = {}
