@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from api.config import PROJECT_ROOT, Settings, get_settings
+from api.jobs.worker import JOBS
 from api.db import Database
 from api.programs.loader import ProgramFileError, read_program_file
 from api.services.context import Actor, AppContext
@@ -90,7 +91,7 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     from api.jobs.worker import run_worker
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    asyncio.run(_with_context(settings, lambda ctx: run_worker(ctx, once=args.once)))
+    asyncio.run(_with_context(settings, lambda ctx: run_worker(ctx, once=args.once, only=args.job)))
     return 0
 
 
@@ -221,6 +222,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.set_defaults(func=cmd_serve)
     worker = sub.add_parser("worker", help="run the background jobs")
     worker.add_argument("--once", action="store_true", help="run every job once and exit")
+    worker.add_argument("--job", choices=[job.name for job in JOBS], help="run only this job")
     worker.set_defaults(func=cmd_worker)
     sub.add_parser("reconcile", help="check every balance against its ledger").set_defaults(func=cmd_reconcile)
     user = sub.add_parser("user", help="manage users").add_subparsers(dest="user_command", required=True)

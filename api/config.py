@@ -35,6 +35,15 @@ class Settings:
     sla_at_risk_share: Decimal = Decimal("0.8")
     # A resolved ticket may be reopened for this many days after its resolution; after that, file a new one.
     ticket_reopen_days: int = 14
+    # A period is "expiring soon" (and its reminder is sent) this many days before it ends with units
+    # left, unless the plan says otherwise (expiry_warning_days).
+    expiry_warning_days: int = 30
+    # Where users reach this deployment: links in e-mails and calendar feed URLs start with it.
+    public_url: str = "http://127.0.0.1:8000"
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.expiry_warning_days <= 366:
+            raise ValueError(f"ENTITLE_EXPIRY_WARNING_DAYS must be 0 to 366 days, not {self.expiry_warning_days}")
 
     @property
     def production(self) -> bool:
@@ -51,6 +60,8 @@ class Settings:
             sql_echo=_flag("ENTITLE_SQL_ECHO", False),
             sla_at_risk_share=Decimal(os.environ.get("ENTITLE_SLA_AT_RISK_SHARE", "0.8")),
             ticket_reopen_days=int(os.environ.get("ENTITLE_TICKET_REOPEN_DAYS", "14")),
+            expiry_warning_days=int(os.environ.get("ENTITLE_EXPIRY_WARNING_DAYS", "30")),
+            public_url=os.environ.get("ENTITLE_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/"),
         )
 
 

@@ -1,4 +1,5 @@
-"""The worker: `run_worker(once=True)` runs the reconciliation job once and logs what it found."""
+"""The worker: `run_worker(once=True)` runs each job (reconciliation, expiry reminders) once and logs what it
+found; `only` runs one of them."""
 
 from __future__ import annotations
 
@@ -33,11 +34,21 @@ async def test_the_worker_runs_the_reconciliation_once(ctx, make_contract, caplo
     taken = await ledger.consume_entitlement(ctx, ADMIN, ledger.Consumption(contract.id, "activities", Decimal(2)))
     await ledger.reverse_entry(ctx, ADMIN, taken.entry.id, reason="undo")
     await ledger.consume_entitlement(ctx, ADMIN, ledger.Consumption(contract.id, "activities", Decimal(3)))
-    assert [job.name for job in JOBS] == ["reconcile-ledger"]
+    assert [job.name for job in JOBS] == ["reconcile-ledger", "expiry-reminders"]
     with caplog.at_level(logging.INFO, logger=LOGGER):
         await run_worker(ctx, once=True)
-    assert worker_messages(caplog, logging.INFO) == ["ledger reconciliation: 0 mismatch(es)"]
+    reconciled, reminded = worker_messages(caplog, logging.INFO)
+    assert reconciled == "ledger reconciliation: 0 mismatch(es)"
+    assert reminded.startswith("expiry reminders: ")
     assert worker_messages(caplog, logging.ERROR) == []
+
+
+async def test_the_worker_runs_only_the_job_named(ctx, caplog):
+    with caplog.at_level(logging.INFO, logger=LOGGER):
+        await run_worker(ctx, once=True, only="reconcile-ledger")
+    assert worker_messages(caplog, logging.INFO) == ["ledger reconciliation: 0 mismatch(es)"]
+    with pytest.raises(ValueError, match="no job 'nightly'; the jobs are reconcile-ledger, expiry-reminders"):
+        await run_worker(ctx, once=True, only="nightly")
 
 
 @pytest.fixture
@@ -70,7 +81,11 @@ async def test_the_worker_logs_each_mismatch(fresh_ctx, caplog):
     errors = worker_messages(caplog, logging.ERROR)
     assert len(errors) == 1
     assert str(contract.id) in errors[0] and "is 1 but its ledger sums to 2" in errors[0]
-    assert worker_messages(caplog, logging.INFO) == ["ledger reconciliation: 1 mismatch(es)"]
+    # The contract's first quarter ends on 2026-03-31 with 1 of 3 activities left: its customer is reminded.
+    assert worker_messages(caplog, logging.INFO) == [
+        "ledger reconciliation: 1 mismatch(es)",
+        "expiry reminders: 1 contract(s) in force, 1 period(s) expiring soon, 1 message(s) queued",
+    ]
 
 
 async def test_a_failing_job_is_logged_and_does_not_stop_the_worker(ctx, caplog, monkeypatch):

@@ -27,9 +27,10 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from api.auth import CSRF_HEADER, SESSION_COOKIE, csrf_matches
-from api.services import contracts, identity, ledger, parties, programs
+from api.domain.units import format_quantity
+from api.services import calendar_feeds, contracts, identity, ledger, parties, programs
 from api.services.context import Actor, AppContext
-from api.services.errors import AuthenticationFailed, DomainError, TooManyAttempts
+from api.services.errors import AuthenticationFailed, DomainError, NotFound, TooManyAttempts
 
 __all__ = [
     "CSRF_FIELD",
@@ -73,18 +74,7 @@ def _template_globals(request: Request) -> dict[str, Any]:
 templates = Jinja2Templates(directory=HERE / "templates", context_processors=[_template_globals])
 
 
-def _quantity(value: int, ledger_unit: str) -> str:
-    """Minutes as '12 h 30 min'; activities as a count."""
-    if ledger_unit != "minutes":
-        return f"{value} {'activity' if abs(value) == 1 else 'activities'}"
-    sign = "-" if value < 0 else ""
-    hours, minutes = divmod(abs(value), 60)
-    if hours and minutes:
-        return f"{sign}{hours} h {minutes} min"
-    return f"{sign}{hours} h" if hours else f"{sign}{minutes} min"
-
-
-templates.env.filters["quantity"] = _quantity
+templates.env.filters["quantity"] = format_quantity
 
 
 def _app(request: Request) -> AppContext:
@@ -388,6 +378,29 @@ async def programs_page(request: Request, session: PortalSession) -> Response:
     return templates.TemplateResponse(request, "programs.html", {"programs": found, "actor": session.actor})
 
 
+async def calendar_feed(request: Request) -> Response:
+    """A contract's iCalendar feed. The secret in the address is the only credential (calendar applications
+    send no other); an unknown and a revoked secret get the same 404."""
+    secret = request.path_params["secret"]
+    try:
+        if not _TOKEN.fullmatch(secret):
+            raise NotFound("calendar feed", "for this address")
+        filename, body = await calendar_feeds.render_feed(_app(request), secret)
+    except NotFound:
+        return Response("No calendar feed at this address: it was revoked, or never existed.\n", 404,
+                        media_type="text/plain")
+    return Response(
+        body,
+        media_type="text/calendar; charset=utf-8",
+        headers={
+            "Content-Disposition": f'inline; filename="{filename.replace("/", "-")}"',
+            "Cache-Control": "private, no-cache",
+            "X-Robots-Tag": "noindex",
+            "Referrer-Policy": "no-referrer",
+        },
+    )
+
+
 async def http_error(request: Request, exc: HTTPException) -> Response:
     return _render(
         request,
@@ -406,6 +419,7 @@ def portal_routes() -> list[Route]:
         Route("/", home, name="home"),
         Route("/contracts/{contract_id}", contract_page, name="contract"),
         Route("/programs", programs_page, name="programs"),
+        Route("/calendar/{secret}.ics", calendar_feed, name="calendar_feed"),
     ]
 
 

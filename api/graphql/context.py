@@ -8,9 +8,9 @@ from datetime import date
 
 from strawberry.dataloader import DataLoader
 
-from api.models import Contract, Customer, TicketComment, User
+from api.models import CalendarFeed, Contract, Customer, TicketComment, User
 from api.domain.sla import TargetClock
-from api.services import contracts, parties, programs, tickets
+from api.services import bookings, calendar_feeds, contracts, parties, programs, tickets
 from api.services.context import Actor, AppContext
 from api.services.contracts import EntitlementPeriod
 from api.services.programs import PlanView
@@ -41,6 +41,8 @@ class Loaders:
     contract: DataLoader[uuid.UUID, Contract | None] = field(init=False)
     last_comment: DataLoader[uuid.UUID, TicketComment | None] = field(init=False)
     ticket_record: DataLoader[uuid.UUID, tickets.TicketRecord] = field(init=False)
+    booking_details: DataLoader[uuid.UUID, bookings.BookingDetails] = field(init=False)
+    calendar_feeds: DataLoader[uuid.UUID, list[CalendarFeed]] = field(init=False)
 
     def __post_init__(self) -> None:
         self.customer = DataLoader(self._customers)
@@ -51,6 +53,8 @@ class Loaders:
         self.contract = DataLoader(self._contracts)
         self.last_comment = DataLoader(self._last_comments)
         self.ticket_record = DataLoader(self._ticket_records)
+        self.booking_details = DataLoader(self._booking_details)
+        self.calendar_feeds = DataLoader(self._calendar_feeds)
 
     async def _customers(self, ids: list[uuid.UUID]) -> list[Customer | None]:
         found = await parties.get_customers_by_ids(self.app, self.actor, ids)
@@ -75,6 +79,14 @@ class Loaders:
     async def _ticket_records(self, ids: list[uuid.UUID]) -> list[tickets.TicketRecord]:
         found = await tickets.ticket_records(self.app, self.actor, ids)
         return [found.get(i, tickets.TicketRecord([], [], [])) for i in ids]
+
+    async def _booking_details(self, ids: list[uuid.UUID]) -> list[bookings.BookingDetails]:
+        found = await bookings.booking_details(self.app, self.actor, ids)
+        return [found.get(i, bookings.BookingDetails()) for i in ids]
+
+    async def _calendar_feeds(self, ids: list[uuid.UUID]) -> list[list[CalendarFeed]]:
+        found = await calendar_feeds.list_feeds(self.app, self.actor, ids)
+        return [found.get(i, []) for i in ids]
 
     async def _last_comments(self, ids: list[uuid.UUID]) -> list[TicketComment | None]:
         found = await tickets.last_comments(self.app, self.actor, ids)

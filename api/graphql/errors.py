@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 import strawberry
 
 from api.services import errors as service_errors
 
 __all__ = [
+    "ActivityNotInCatalogError",
+    "BookingDateError",
     "ConflictError",
     "ContractInactiveError",
     "ErrorCodeEnum",
@@ -83,12 +87,29 @@ class PartnerNotEligibleError(UserError):
     pass
 
 
+@strawberry.type(description="The activity is not in the contract's catalog; `available` lists what it may book.")
+class ActivityNotInCatalogError(UserError):
+    available: list[str]
+
+
+@strawberry.type(
+    description="A booking's date is in the past (DATE_IN_PAST), outside the period it is charged to "
+    "(OUTSIDE_PERIOD) or outside the contract's term (BEFORE_CONTRACT_START, AFTER_CONTRACT_END); it must fall "
+    "from `earliest` to `latest`."
+)
+class BookingDateError(UserError):
+    earliest: date
+    latest: date
+
+
 _BY_CODE: dict[service_errors.ErrorCode, type[UserError]] = {
     service_errors.ErrorCode.PARTNER_NOT_ELIGIBLE: PartnerNotEligibleError,
 }
 
 _BY_CLASS: list[tuple[type[service_errors.DomainError], type[UserError]]] = [
     (service_errors.InsufficientBalance, InsufficientBalanceError),
+    (service_errors.NotInCatalog, ActivityNotInCatalogError),
+    (service_errors.BookingDateRefused, BookingDateError),
     (service_errors.PeriodEnded, PeriodEndedError),
     (service_errors.ContractInactive, ContractInactiveError),
     (service_errors.NotFound, NotFoundError),
@@ -99,12 +120,20 @@ _BY_CLASS: list[tuple[type[service_errors.DomainError], type[UserError]]] = [
 ]
 
 
+# The fields an error type carries beyond code, message and field, read off the refusal.
+_EXTRA: dict[type[UserError], tuple[str, ...]] = {
+    InsufficientBalanceError: ("requested", "remaining"),
+    ActivityNotInCatalogError: ("available",),
+    BookingDateError: ("earliest", "latest"),
+}
+
+
 def user_error(exc: service_errors.DomainError) -> UserError:
     by_code = _BY_CODE.get(exc.code)
     if by_code is not None:
         return by_code(code=exc.code, message=exc.message, field=exc.field)  # type: ignore[call-arg]
     for error_class, graphql_type in _BY_CLASS:
         if isinstance(exc, error_class):
-            extra = {"requested": exc.requested, "remaining": exc.remaining} if graphql_type is InsufficientBalanceError else {}
+            extra = {name: getattr(exc, name) for name in _EXTRA.get(graphql_type, ())}
             return graphql_type(code=exc.code, message=exc.message, field=exc.field, **extra)  # type: ignore[call-arg]
     raise TypeError(exc)  # pragma: no cover - DomainError is the last row

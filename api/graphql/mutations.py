@@ -13,6 +13,8 @@ from strawberry.types import Info
 
 from api.graphql.context import RequestContext, parse_id
 from api.graphql.errors import (
+    ActivityNotInCatalogError,
+    BookingDateError,
     ConflictError,
     ContractInactiveError,
     ErrorCodeEnum,
@@ -28,6 +30,8 @@ from api.graphql.errors import (
 )
 from api.graphql.types import (
     ApiTokenType,
+    BookingType,
+    CalendarFeedType,
     ContractType,
     CustomerType,
     EntitlementPeriodType,
@@ -40,6 +44,8 @@ from api.graphql.types import (
 from api.models import StaffRole, TokenAccess, TokenScope, UserKind
 from api.programs.loader import ProgramFileError, parse_program
 from api.services import (
+    bookings,
+    calendar_feeds,
     contracts,
     deductions,
     identity,
@@ -120,6 +126,10 @@ class CreateContractInput:
     custom_allowances: list[CustomAllowanceInput] = strawberry.field(default_factory=list)
     client_manager_email: str | None = strawberry.field(
         default=None, description="The e-mail address of the staff member who manages the contract."
+    )
+    catalog: list[str] | None = strawberry.field(
+        default=None,
+        description="The activities listed on the order, from the plan's catalog; leave out to offer all of it.",
     )
 
 
@@ -230,6 +240,58 @@ class LogTimeInput:
     )
 
 
+@strawberry.input(description="An activity requested for a contract, charged to the period containing `on`.")
+class BookActivityInput:
+    contract_id: strawberry.ID
+    activity: str = strawberry.field(description="A code of the contract's activity catalog.")
+    on: date = strawberry.field(
+        description="The day wanted (today or later, within the term): the booking is charged to the period "
+        "containing it, and is scheduled inside that period."
+    )
+    note: str = strawberry.field(default="", description="What the customer wants from it, for the client manager.")
+    partner_ids: list[strawberry.ID] = strawberry.field(
+        default_factory=list, description="Solution partners to take part, where the customer allows it."
+    )
+    idempotency_key: str | None = strawberry.field(
+        default=None, description="Repeat a request with the same key to get the first booking back."
+    )
+
+
+@strawberry.input(description="When a booked activity takes place and who delivers it; also moves a scheduled one.")
+class ScheduleBookingInput:
+    booking_id: strawberry.ID
+    starts_at: datetime = strawberry.field(
+        description="With its time zone; on a day of the period the booking is charged to."
+    )
+    duration_minutes: int | None = strawberry.field(
+        default=None, description="15 to 1440; by default the activity's hours, or 60 minutes."
+    )
+    staff_email: str | None = strawberry.field(
+        default=None, description="The staff member who delivers it; by default the contract's client manager."
+    )
+    partner_ids: list[strawberry.ID] | None = strawberry.field(
+        default=None, description="Replaces the partners taking part; left out, they stay as they are."
+    )
+
+
+@strawberry.input
+class DeliverBookingInput:
+    booking_id: strawberry.ID
+    note: str = strawberry.field(default="", description="What was delivered.")
+
+
+@strawberry.input
+class CancelBookingInput:
+    booking_id: strawberry.ID
+    reason: str = ""
+
+
+@strawberry.input
+class CreateCalendarFeedInput:
+    contract_id: strawberry.ID
+    name: str = strawberry.field(default="", description="A label to tell feeds apart.")
+
+
 # ---- payloads ----
 
 
@@ -329,6 +391,36 @@ class LogTimeSuccess:
     )
 
 
+@strawberry.type(description="A booking and the balance of the period it is charged to afterwards.")
+class BookingSuccess:
+    booking: BookingType
+    period: EntitlementPeriodType
+    replayed: bool = strawberry.field(description="True when an idempotency key returned an earlier booking.")
+
+
+@strawberry.type
+class ScheduleBookingSuccess:
+    booking: BookingType
+
+
+@strawberry.type
+class DeliverBookingSuccess:
+    booking: BookingType
+
+
+@strawberry.type
+class CreateCalendarFeedSuccess:
+    feed: CalendarFeedType
+    url: str = strawberry.field(
+        description="The feed's secret address for a calendar application. Shown this once; only its hash is kept."
+    )
+
+
+@strawberry.type
+class RevokeCalendarFeedSuccess:
+    feed: CalendarFeedType
+
+
 _AUTH = PermissionDeniedError
 CreateCustomerResult = Annotated[
     CreateCustomerSuccess | ValidationError | ConflictError | _AUTH, strawberry.union("CreateCustomerResult")
@@ -409,6 +501,48 @@ LogTimeResult = Annotated[
     | _AUTH,
     strawberry.union("LogTimeResult"),
 ]
+
+
+BookActivityResult = Annotated[
+    BookingSuccess
+    | ValidationError
+    | NotFoundError
+    | ConflictError
+    | ActivityNotInCatalogError
+    | BookingDateError
+    | InsufficientBalanceError
+    | _AUTH,
+    strawberry.union("BookActivityResult"),
+]
+ScheduleBookingResult = Annotated[
+    ScheduleBookingSuccess | ValidationError | NotFoundError | ConflictError | BookingDateError | _AUTH,
+    strawberry.union("ScheduleBookingResult"),
+]
+DeliverBookingResult = Annotated[
+    DeliverBookingSuccess | ValidationError | NotFoundError | ConflictError | _AUTH,
+    strawberry.union("DeliverBookingResult"),
+]
+CancelBookingResult = Annotated[
+    BookingSuccess | ValidationError | NotFoundError | ConflictError | _AUTH, strawberry.union("CancelBookingResult")
+]
+CreateCalendarFeedResult = Annotated[
+    CreateCalendarFeedSuccess | ValidationError | NotFoundError | _AUTH, strawberry.union("CreateCalendarFeedResult")
+]
+RevokeCalendarFeedResult = Annotated[
+    RevokeCalendarFeedSuccess | NotFoundError | _AUTH, strawberry.union("RevokeCalendarFeedResult")
+]
+
+
+def _ids(values: list[strawberry.ID] | None, what: str, field: str) -> list[uuid.UUID] | None:
+    return None if values is None else [_id(value, what, field) for value in values]
+
+
+def _booking_success(outcome: bookings.BookingOutcome) -> BookingSuccess:
+    return BookingSuccess(
+        booking=BookingType.build(outcome.booking),
+        period=EntitlementPeriodType.build(outcome.period),
+        replayed=outcome.replayed,
+    )
 
 
 async def _ticket(ctx: RequestContext, actor: Actor, ticket_id: uuid.UUID) -> TicketType | None:
@@ -516,6 +650,7 @@ class Mutation:
                     currency=input.currency,
                     custom_allowances=allowances,
                     client_manager_email=input.client_manager_email,
+                    catalog=input.catalog,
                 ),
             )
         except DomainError as exc:
@@ -748,3 +883,99 @@ class Mutation:
             )
         except DomainError as exc:
             return user_error(exc)
+
+    @strawberry.mutation(
+        description="Request a catalog activity for a contract on a day: its size is consumed from the period "
+        "containing that day, or the request is refused with nothing written."
+    )
+    async def book_activity(self, info: Info[RequestContext, None], input: BookActivityInput) -> BookActivityResult:
+        ctx = info.context
+        try:
+            outcome = await bookings.book_activity(
+                ctx.app,
+                ctx.actor,
+                bookings.NewBooking(
+                    contract_id=_id(input.contract_id, "contract", "contractId"),
+                    activity=input.activity,
+                    on=input.on,
+                    note=input.note,
+                    partner_ids=_ids(input.partner_ids, "partner", "partnerIds") or [],
+                    idempotency_key=input.idempotency_key,
+                ),
+            )
+        except DomainError as exc:
+            return user_error(exc)
+        return _booking_success(outcome)
+
+    @strawberry.mutation(description="Schedule a booked activity inside the period it is charged to, or move it.")
+    async def schedule_booking(
+        self, info: Info[RequestContext, None], input: ScheduleBookingInput
+    ) -> ScheduleBookingResult:
+        ctx = info.context
+        try:
+            booking = await bookings.schedule_booking(
+                ctx.app,
+                ctx.actor,
+                bookings.Schedule(
+                    booking_id=_id(input.booking_id, "booking", "bookingId"),
+                    starts_at=input.starts_at,
+                    duration_minutes=input.duration_minutes,
+                    staff_email=input.staff_email,
+                    partner_ids=_ids(input.partner_ids, "partner", "partnerIds"),
+                ),
+            )
+        except DomainError as exc:
+            return user_error(exc)
+        return ScheduleBookingSuccess(booking=BookingType.build(booking))
+
+    @strawberry.mutation(description="Record that a scheduled activity took place.")
+    async def deliver_booking(
+        self, info: Info[RequestContext, None], input: DeliverBookingInput
+    ) -> DeliverBookingResult:
+        ctx = info.context
+        try:
+            booking = await bookings.deliver_booking(
+                ctx.app, ctx.actor, _id(input.booking_id, "booking", "bookingId"), input.note
+            )
+        except DomainError as exc:
+            return user_error(exc)
+        return DeliverBookingSuccess(booking=BookingType.build(booking))
+
+    @strawberry.mutation(
+        description="Cancel a requested or scheduled activity and give its units back to the period it was charged to."
+    )
+    async def cancel_booking(self, info: Info[RequestContext, None], input: CancelBookingInput) -> CancelBookingResult:
+        ctx = info.context
+        try:
+            outcome = await bookings.cancel_booking(
+                ctx.app, ctx.actor, _id(input.booking_id, "booking", "bookingId"), input.reason
+            )
+        except DomainError as exc:
+            return user_error(exc)
+        return _booking_success(outcome)
+
+    @strawberry.mutation(
+        description="Create a secret iCalendar address for a contract's scheduled activities and period ends."
+    )
+    async def create_calendar_feed(
+        self, info: Info[RequestContext, None], input: CreateCalendarFeedInput
+    ) -> CreateCalendarFeedResult:
+        ctx = info.context
+        try:
+            feed, secret = await calendar_feeds.create_feed(
+                ctx.app, ctx.actor, _id(input.contract_id, "contract", "contractId"), input.name
+            )
+        except DomainError as exc:
+            return user_error(exc)
+        return CreateCalendarFeedSuccess(feed=CalendarFeedType.build(feed), url=calendar_feeds.feed_url(ctx.app, secret))
+
+    @strawberry.mutation(description="Revoke a calendar feed: its address stops working at once.")
+    async def revoke_calendar_feed(
+        self, info: Info[RequestContext, None], id: strawberry.ID
+    ) -> RevokeCalendarFeedResult:
+        ctx = info.context
+        try:
+            feed = await calendar_feeds.revoke_feed(ctx.app, ctx.actor, _id(id, "calendar feed", "id"))
+        except DomainError as exc:
+            return user_error(exc)
+        return RevokeCalendarFeedSuccess(feed=CalendarFeedType.build(feed))

@@ -10,7 +10,11 @@ from strawberry.types import Info
 
 from api.graphql.context import RequestContext, parse_id
 from api.graphql.types import (
+    ActivityType,
     ApiTokenType,
+    BookingConnection,
+    BookingStatusEnum,
+    BookingType,
     AuditEntryConnection,
     AuditEntryEdge,
     AuditEntryType,
@@ -29,7 +33,7 @@ from api.graphql.types import (
     ViewerType,
     opt_id,
 )
-from api.services import access, audit, contracts, identity, parties, programs, tickets
+from api.services import access, audit, bookings, contracts, identity, parties, programs, tickets
 from api.services.errors import DomainError, NotFound
 from api.services.paging import encode_cursor
 
@@ -53,6 +57,13 @@ class TicketFilter:
     text: str | None = strawberry.field(default=None, description="Case-insensitive, in the subject or description.")
     at_risk: bool | None = strawberry.field(default=None, description="Whether any SLA clock is at risk now.")
     breached: bool | None = strawberry.field(default=None, description="Whether any SLA clock is breached now.")
+
+
+@strawberry.input(description="Narrows `bookings`; every given condition must hold.")
+class BookingFilter:
+    contract_id: strawberry.ID | None = None
+    customer_id: strawberry.ID | None = None
+    status: BookingStatusEnum | None = None
 
 
 @strawberry.type
@@ -229,6 +240,50 @@ class Query:
             edges=[TicketEdge(cursor=tickets.ticket_cursor(v.ticket), node=TicketType.build(v)) for v in page.views],
             page_info=PageInfo(has_next_page=page.has_next_page, end_cursor=page.end_cursor),
         )
+
+    @strawberry.field(
+        description="A program's activity catalog; with `planCode`, what that plan offers, each activity with the "
+        "bucket it is charged to and what one booking costs. Null for an unknown program or plan."
+    )
+    async def activity_catalog(
+        self, info: Info[RequestContext, None], program_code: str, plan_code: str | None = None
+    ) -> list[ActivityType] | None:
+        ctx = info.context
+        try:
+            items = await bookings.activity_catalog(ctx.app, ctx.actor, program_code, plan_code)
+        except NotFound:
+            return None
+        return [ActivityType.build(item.code, item.activity, item.offer) for item in items]
+
+    @strawberry.field(description="The bookings the caller may see, newest first.")
+    async def bookings(
+        self,
+        info: Info[RequestContext, None],
+        filter: BookingFilter | None = None,
+        first: int = 50,
+        after: str | None = None,
+    ) -> BookingConnection:
+        ctx = info.context
+        given = filter or BookingFilter()
+        ids = {name: parse_id(value) for name, value in (("contract", given.contract_id), ("customer", given.customer_id))
+               if value is not None}
+        if None in ids.values():
+            # Not an id this API gave out: answered as an object without bookings.
+            return BookingConnection(edges=[], page_info=PageInfo(has_next_page=False, end_cursor=None))
+        page = await bookings.list_bookings(
+            ctx.app, ctx.actor, contract_id=ids.get("contract"), customer_id=ids.get("customer"), status=given.status,
+            first=first, after=after,
+        )
+        return BookingConnection.build(page)
+
+    @strawberry.field
+    async def booking(self, info: Info[RequestContext, None], id: strawberry.ID) -> BookingType | None:
+        ctx = info.context
+        ident = parse_id(id)
+        if ident is None:
+            return None
+        found = await bookings.get_bookings(ctx.app, ctx.actor, [ident])
+        return BookingType.build(found[ident]) if ident in found else None
 
     @strawberry.field(description="When a program's support calendar is open, day by day in its own time zone.")
     async def calendar_windows(

@@ -15,6 +15,9 @@ from api.graphql.errors import ErrorCodeEnum
 from api.models import (
     ApiToken,
     AuditEntry,
+    Booking,
+    BookingStatus,
+    CalendarFeed,
     Contract,
     Customer,
     LedgerEntry,
@@ -25,15 +28,22 @@ from api.models import (
     User,
 )
 from api.models.ledger import LedgerKind
-from api.programs.schema import Bucket
-from api.services import access, contracts, ledger
+from api.domain.catalog import Offer, contract_catalog
+from api.programs.schema import Activity, Bucket
+from api.services import access, bookings, contracts, ledger
 from api.domain.sla import TargetClock
 from api.services.contracts import EntitlementPeriod
 from api.services.tickets import TicketView
 from api.services.programs import PlanView, program_model
 
 __all__ = [
+    "ActivityType",
+    "BookingConnection",
+    "BookingEdge",
+    "BookingStatusEnum",
+    "BookingType",
     "BucketType",
+    "CalendarFeedType",
     "ContractType",
     "CustomerType",
     "EntitlementPeriodType",
@@ -63,6 +73,9 @@ __all__ = [
 ]
 
 LedgerKindEnum = strawberry.enum(LedgerKind, name="LedgerKind")
+BookingStatusEnum = strawberry.enum(
+    BookingStatus, name="BookingStatus", description="requested → scheduled → delivered, or cancelled."
+)
 
 
 @strawberry.enum(description="What a bucket counts.")
@@ -272,6 +285,12 @@ class EntitlementPeriodType:
     expires_in_days: int = strawberry.field(
         description="Days from today to the period's last day: 0 on the last day, negative once ended."
     )
+    expiring_soon: bool = strawberry.field(
+        description="The period is under way, ends within `expiryWarningDays`, and units are still unused."
+    )
+    expiry_warning_days: int = strawberry.field(
+        description="How many days before its end a period with units left counts as expiring soon."
+    )
 
     @classmethod
     def build(cls, period: EntitlementPeriod) -> EntitlementPeriodType:
@@ -289,6 +308,8 @@ class EntitlementPeriodType:
             expired=period.expired,
             overage=period.overage,
             expires_in_days=period.expires_in_days,
+            expiring_soon=period.expiring_soon,
+            expiry_warning_days=period.warning_days,
         )
 
 
@@ -309,6 +330,9 @@ class LedgerEntryType:
     reverses_entry_id: strawberry.ID | None
     ticket_id: strawberry.ID | None = strawberry.field(description="The ticket a deduction was for.")
     time_entry_id: strawberry.ID | None = strawberry.field(description="The time entry behind a deduction.")
+    booking_id: strawberry.ID | None = strawberry.field(
+        description="The booked activity this entry consumed for, or gave back when it was cancelled."
+    )
     created_at: datetime
 
     @classmethod
@@ -329,6 +353,7 @@ class LedgerEntryType:
             reverses_entry_id=opt_id(entry.reverses_entry_id),
             ticket_id=opt_id(entry.ticket_id),
             time_entry_id=opt_id(entry.time_entry_id),
+            booking_id=opt_id(entry.booking_id),
             created_at=entry.created_at,
         )
 
@@ -357,6 +382,42 @@ class CustomAllowance:
     allowance: int
 
 
+@strawberry.type(
+    name="Activity",
+    description="A catalog activity: advisory work sized in small activities, or an expert service in hours.",
+)
+class ActivityType:
+    code: str
+    name: str
+    description: str
+    category: str
+    deliverables: list[str]
+    unit: EntitlementUnit
+    size: Decimal = strawberry.field(description="What one booking uses, in small activities or hours.")
+    bucket: str | None = strawberry.field(
+        description="The bucket a booking is charged to; null in a program's whole catalog, read without a plan."
+    )
+    ledger_unit: LedgerUnit | None
+    cost: int | None = strawberry.field(
+        description="What one booking consumes from the bucket, in its ledger unit (activities, or minutes)."
+    )
+
+    @classmethod
+    def build(cls, code: str, activity: Activity, offer: Offer | None = None) -> ActivityType:
+        return cls(
+            code=code,
+            name=activity.name,
+            description=activity.description,
+            category=activity.category,
+            deliverables=list(activity.deliverables),
+            unit=EntitlementUnit(activity.unit),
+            size=activity.size,
+            bucket=None if offer is None else offer.bucket_code,
+            ledger_unit=None if offer is None else LedgerUnit(offer.bucket.ledger_unit),
+            cost=None if offer is None else offer.units,
+        )
+
+
 @strawberry.type(name="Contract", description="One customer on one plan from an effective date to an end date.")
 class ContractType:
     id: strawberry.ID
@@ -366,6 +427,9 @@ class ContractType:
     monthly_fee: Decimal
     currency: str
     custom_allowances: list[CustomAllowance]
+    order_catalog: list[str] | None = strawberry.field(
+        description="The activity codes listed on the order; null when the plan's whole catalog is offered."
+    )
     _customer_id: strawberry.Private[object]
     _plan_id: strawberry.Private[object]
     _client_manager_id: strawberry.Private[object]
@@ -380,6 +444,7 @@ class ContractType:
             monthly_fee=contract.monthly_fee,
             currency=contract.currency,
             custom_allowances=[CustomAllowance(bucket=b, allowance=a) for b, a in contract.custom_allowances.items()],
+            order_catalog=None if contract.catalog is None else list(contract.catalog),
             _customer_id=contract.customer_id,
             _plan_id=contract.plan_id,
             _client_manager_id=contract.client_manager_id,
@@ -422,6 +487,31 @@ class ContractType:
         periods = await contracts.bucket_periods(ctx.app, ctx.actor, parse_id(self.id), bucket)
         return [EntitlementPeriodType.build(p) for p in periods]
 
+    @strawberry.field(description="The activities the contract may book, with the bucket and units each uses.")
+    async def activity_catalog(self, info: Info[RequestContext, None]) -> list[ActivityType]:
+        view = await info.context.loaders.plan.load(self._plan_id)
+        offers = contract_catalog(view.program, view.rules, self.order_catalog)
+        return [ActivityType.build(code, offer.activity, offer) for code, offer in offers.items()]
+
+    @strawberry.field(description="The contract's bookings, newest first.")
+    async def bookings(
+        self,
+        info: Info[RequestContext, None],
+        status: BookingStatusEnum | None = None,
+        first: int = 50,
+        after: str | None = None,
+    ) -> BookingConnection:
+        ctx = info.context
+        page = await bookings.list_bookings(
+            ctx.app, ctx.actor, contract_id=parse_id(self.id), status=status, first=first, after=after
+        )
+        return BookingConnection.build(page)
+
+    @strawberry.field(description="The contract's calendar feeds, newest first, without their secret addresses.")
+    async def calendar_feeds(self, info: Info[RequestContext, None]) -> list[CalendarFeedType]:
+        feeds = await info.context.loaders.calendar_feeds.load(parse_id(self.id))
+        return [CalendarFeedType.build(feed) for feed in feeds]
+
     @strawberry.field(description="The contract's ledger, newest first.")
     async def ledger(
         self, info: Info[RequestContext, None], first: int = 50, after: str | None = None
@@ -431,6 +521,139 @@ class ContractType:
         return LedgerEntryConnection(
             edges=[LedgerEntryEdge(cursor=ledger.entry_cursor(e), node=LedgerEntryType.build(e)) for e in page.entries],
             page_info=PageInfo(has_next_page=page.has_next_page, end_cursor=page.end_cursor),
+        )
+
+
+@strawberry.type(
+    name="Booking",
+    description="A catalog activity booked for a contract: its units are consumed from the period containing its "
+    "date when requested, and given back if it is cancelled.",
+)
+class BookingType:
+    id: strawberry.ID
+    contract_id: strawberry.ID
+    customer_id: strawberry.ID
+    activity: str = strawberry.field(description="The activity's catalog code.")
+    activity_name: str
+    bucket: str
+    quantity: int = strawberry.field(description="The units it uses, in the bucket's ledger unit.")
+    period_start: date = strawberry.field(description="The period it is charged to, from …")
+    period_end: date = strawberry.field(description="… to this day (inclusive).")
+    requested_date: date
+    status: BookingStatusEnum
+    note: str
+    starts_at: datetime | None
+    ends_at: datetime | None
+    requested_by: str = strawberry.field(description="The actor reference of whoever booked it.")
+    requested_by_name: str
+    via_partner_id: strawberry.ID | None
+    delivered_at: datetime | None
+    delivery_note: str | None
+    cancelled_at: datetime | None
+    cancel_reason: str | None
+    created_at: datetime
+    updated_at: datetime
+    _staff_id: strawberry.Private[object]
+
+    @classmethod
+    def build(cls, booking: Booking) -> BookingType:
+        return cls(
+            id=strawberry.ID(str(booking.id)),
+            contract_id=strawberry.ID(str(booking.contract_id)),
+            customer_id=strawberry.ID(str(booking.customer_id)),
+            activity=booking.activity_code,
+            activity_name=booking.activity_name,
+            bucket=booking.bucket_code,
+            quantity=booking.units,
+            period_start=booking.period_start,
+            period_end=booking.period_end,
+            requested_date=booking.requested_date,
+            status=booking.status,
+            note=booking.note,
+            starts_at=booking.starts_at,
+            ends_at=booking.ends_at,
+            requested_by=booking.requested_by_ref,
+            requested_by_name=booking.requested_by_name,
+            via_partner_id=opt_id(booking.via_partner_id),
+            delivered_at=booking.delivered_at,
+            delivery_note=booking.delivery_note,
+            cancelled_at=booking.cancelled_at,
+            cancel_reason=booking.cancel_reason,
+            created_at=booking.created_at,
+            updated_at=booking.updated_at,
+            _staff_id=booking.staff_id,
+        )
+
+    @strawberry.field(description="The contract it is booked on; null when the caller may not read it.")
+    async def contract(self, info: Info[RequestContext, None]) -> ContractType | None:
+        contract = await info.context.loaders.contract.load(parse_id(self.contract_id))
+        return None if contract is None else ContractType.build(contract)
+
+    @strawberry.field
+    async def customer(self, info: Info[RequestContext, None]) -> CustomerType | None:
+        customer = await info.context.loaders.customer.load(parse_id(self.customer_id))
+        return None if customer is None else CustomerType.build(customer)
+
+    @strawberry.field(description="The staff member who delivers it, once scheduled.")
+    async def staff(self, info: Info[RequestContext, None]) -> StaffMemberType | None:
+        if self._staff_id is None:
+            return None
+        user = await info.context.loaders.staff.load(self._staff_id)
+        return None if user is None else StaffMemberType(name=user.name, email=user.email)
+
+    @strawberry.field(description="The solution partners taking part, as the customer allowed.")
+    async def partners(self, info: Info[RequestContext, None]) -> list[PartnerType]:
+        details = await info.context.loaders.booking_details.load(parse_id(self.id))
+        return [PartnerType.build(p) for p in details.partners]
+
+    @strawberry.field(description="Its ledger entries: the consumption, and the reversal if it was cancelled.")
+    async def ledger_entries(self, info: Info[RequestContext, None]) -> list[LedgerEntryType]:
+        details = await info.context.loaders.booking_details.load(parse_id(self.id))
+        return [LedgerEntryType.build(e) for e in details.entries]
+
+
+@strawberry.type
+class BookingEdge:
+    cursor: str
+    node: BookingType
+
+
+@strawberry.type
+class BookingConnection:
+    edges: list[BookingEdge]
+    page_info: PageInfo
+
+    @classmethod
+    def build(cls, page: bookings.BookingPage) -> BookingConnection:
+        return cls(
+            edges=[BookingEdge(cursor=bookings.booking_cursor(b), node=BookingType.build(b)) for b in page.bookings],
+            page_info=PageInfo(has_next_page=page.has_next_page, end_cursor=page.end_cursor),
+        )
+
+
+@strawberry.type(
+    name="CalendarFeed",
+    description="A secret iCalendar address publishing a contract's scheduled activities and period ends.",
+)
+class CalendarFeedType:
+    id: strawberry.ID
+    contract_id: strawberry.ID
+    name: str
+    created_by_name: str
+    created_at: datetime
+    revoked_at: datetime | None
+    active: bool
+
+    @classmethod
+    def build(cls, feed: CalendarFeed) -> CalendarFeedType:
+        return cls(
+            id=strawberry.ID(str(feed.id)),
+            contract_id=strawberry.ID(str(feed.contract_id)),
+            name=feed.name,
+            created_by_name=feed.created_by_name,
+            created_at=feed.created_at,
+            revoked_at=feed.revoked_at,
+            active=feed.revoked_at is None,
         )
 
 

@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from api.jobs.reconcile import reconcile_ledger
+from api.jobs.reminders import queue_expiry_reminders
 from api.services.context import AppContext
 
 __all__ = ["JOBS", "Job", "run_worker"]
@@ -25,6 +26,14 @@ async def _reconcile(ctx: AppContext) -> None:
     log.info("ledger reconciliation: %d mismatch(es)", len(mismatches))
 
 
+async def _remind(ctx: AppContext) -> None:
+    run = await queue_expiry_reminders(ctx)
+    log.info(
+        "expiry reminders: %d contract(s) in force, %d period(s) expiring soon, %d message(s) queued",
+        run.contracts, run.expiring, run.queued,
+    )
+
+
 @dataclass(frozen=True)
 class Job:
     name: str
@@ -32,15 +41,21 @@ class Job:
     run: Callable[[AppContext], Awaitable[None]]
 
 
-JOBS = [Job("reconcile-ledger", 3600, _reconcile)]
+JOBS = [Job("reconcile-ledger", 3600, _reconcile), Job("expiry-reminders", 3600, _remind)]
 
 
-async def run_worker(ctx: AppContext, *, once: bool = False, stop: asyncio.Event | None = None) -> None:
+async def run_worker(
+    ctx: AppContext, *, once: bool = False, stop: asyncio.Event | None = None, only: str | None = None
+) -> None:
+    """Run every job (or only the one named) on its interval until stopped; `once` runs each one time."""
+    jobs = [job for job in JOBS if only is None or job.name == only]
+    if not jobs:
+        raise ValueError(f"no job {only!r}; the jobs are {', '.join(job.name for job in JOBS)}")
     stop = stop or asyncio.Event()
-    due = {job.name: 0.0 for job in JOBS}
+    due = {job.name: 0.0 for job in jobs}
     loop = asyncio.get_running_loop()
     while not stop.is_set():
-        for job in JOBS:
+        for job in jobs:
             if loop.time() >= due[job.name]:
                 try:
                     await job.run(ctx)

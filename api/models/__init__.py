@@ -2,6 +2,7 @@
 
 from api.models.audit import AuditEntry
 from api.models.base import Base
+from api.models.bookings import Booking, BookingPartner, BookingStatus, CalendarFeed
 from api.models.contracts import Contract
 from api.models.ledger import EntitlementBalance, LedgerEntry, LedgerKind
 from api.models.identity import ApiToken, LoginFailure, StaffRole, TokenAccess, TokenScope, User, UserKind, UserSession
@@ -25,6 +26,10 @@ __all__ = [
     "UserKind",
     "UserSession",
     "Base",
+    "Booking",
+    "BookingPartner",
+    "BookingStatus",
+    "CalendarFeed",
     "Contract",
     "Customer",
     "EntitlementBalance",

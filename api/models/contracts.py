@@ -30,6 +30,8 @@ class Contract(HasId, Base):
     currency: Mapped[str] = mapped_column(String(3))
     # Allowances per period for buckets whose plan leaves them to the contract, in ledger units.
     custom_allowances: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
+    # The activities listed on the order (codes of the plan's catalog); None: the plan's whole catalog.
+    catalog: Mapped[list[str] | None] = mapped_column(JSON)
     client_manager_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 

@@ -55,6 +55,8 @@ class LedgerEntry(HasId, Base):
     # minimum deducted when a conversation opens).
     ticket_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("tickets.id"), index=True)
     time_entry_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("time_entries.id"))
+    # A booked activity: its consumption, or the reversal when it was cancelled.
+    booking_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("bookings.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

@@ -12,6 +12,7 @@ from decimal import Decimal
 from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api.domain.catalog import Offer, contract_catalog, plan_catalog
 from api.domain.periods import Period, period_containing, periods_of_term
 from api.models import Contract, Customer, EntitlementBalance, PlanRecord, ProgramRecord, StaffRole, User, UserKind
 from api.programs.schema import Bucket
@@ -26,6 +27,7 @@ __all__ = [
     "NewContract",
     "bucket_periods",
     "create_contract",
+    "current_entitlements",
     "entitlements",
     "entitlements_for_contracts",
     "get_contract",
@@ -51,6 +53,8 @@ class NewContract:
     currency: str
     custom_allowances: dict[str, int] = field(default_factory=dict)
     client_manager_email: str | None = None
+    # The activities listed on the order, from the plan's catalog; None: the plan's whole catalog.
+    catalog: Sequence[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -77,6 +81,21 @@ class ContractView:
     def today(self, ctx: AppContext) -> date:
         return ctx.today(self.plan.program.timezone)
 
+    def catalog(self) -> dict[str, Offer]:
+        """The activities this contract may book: the plan's catalog, narrowed to its order's list."""
+        return contract_catalog(self.plan.program, self.plan.rules, self.contract.catalog)
+
+    def balance(
+        self, ctx: AppContext, code: str, period: Period, consumed: int, overage: int = 0
+    ) -> EntitlementPeriod:
+        """A bucket's period with what was consumed in it, as of today."""
+        warning = self.plan.rules.expiry_warning_days
+        return EntitlementPeriod(
+            self.contract.id, code, self.plan.rules.buckets[code], period, self.allowance(code), consumed,
+            self.today(ctx), overage=overage,
+            warning_days=ctx.settings.expiry_warning_days if warning is None else warning,
+        )
+
 
 @dataclass(frozen=True)
 class EntitlementPeriod:
@@ -91,6 +110,8 @@ class EntitlementPeriod:
     today: date
     # Minutes worked past an empty bucket, where the plan records them rather than refusing (never hidden).
     overage: int = 0
+    # How many days before its end a period with units left counts as expiring soon.
+    warning_days: int = 0
 
     @property
     def remaining(self) -> int:
@@ -108,6 +129,13 @@ class EntitlementPeriod:
     @property
     def expires_in_days(self) -> int:
         return (self.period.end - self.today).days
+
+    @property
+    def expiring_soon(self) -> bool:
+        """The period is under way, ends within the warning days, and units are still unused."""
+        return self.period.start <= self.today <= self.period.end and self.remaining > 0 and (
+            self.expires_in_days <= self.warning_days
+        )
 
 
 async def create_contract(ctx: AppContext, actor: Actor, new: NewContract) -> Contract:
@@ -146,6 +174,7 @@ async def create_contract(ctx: AppContext, actor: Actor, new: NewContract) -> Co
             raise NotFound("plan", f"{new.program_code}/{new.plan_code}", field="planCode")
         plan = plan_view(*row)
         _check_custom_allowances(plan, new.custom_allowances)
+        order_catalog = _check_order_catalog(plan, new.catalog)
         client_manager_id = await _client_manager(session, new.client_manager_email)
         if await session.scalar(select(Contract.id).where(Contract.reference == new.reference)):
             raise Conflict(f"a contract with reference {new.reference!r} already exists", field="reference")
@@ -158,6 +187,7 @@ async def create_contract(ctx: AppContext, actor: Actor, new: NewContract) -> Co
             monthly_fee=new.monthly_fee,
             currency=new.currency,
             custom_allowances=dict(new.custom_allowances),
+            catalog=order_catalog,
             client_manager_id=client_manager_id,
             created_at=ctx.now(),
         )
@@ -224,6 +254,29 @@ def _check_custom_allowances(plan: PlanView, given: dict[str, int]) -> None:
         )
 
 
+def _check_order_catalog(plan: PlanView, given: Sequence[str] | None) -> list[str] | None:
+    """An order may list activities of its plan's catalog: each once, at least one."""
+    if given is None:
+        return None
+    offered = plan_catalog(plan.program, plan.rules)
+    if not given:
+        raise ValidationFailed(
+            "an order's catalog lists at least one activity; leave it out to offer the plan's whole catalog",
+            field="catalog",
+        )
+    for code in given:
+        if code not in offered:
+            raise ValidationFailed(
+                f"activity {code!r} is not in the catalog of plan {plan.record.code!r} "
+                f"(it has: {', '.join(offered) or 'none'})",
+                field="catalog",
+            )
+    repeated = sorted({code for code in given if list(given).count(code) > 1})
+    if repeated:
+        raise ValidationFailed(f"activity {repeated[0]!r} is listed twice", field="catalog")
+    return list(given)
+
+
 def _contract_views_query(actor: Actor):  # type: ignore[no-untyped-def]
     return (
         policy.visible_contracts(actor)
@@ -271,40 +324,44 @@ async def entitlements_for_contracts(
 ) -> dict[tuple[uuid.UUID, date | None], list[EntitlementPeriod]]:
     """Each contract's periods containing the given day (today when None), in two queries for any number."""
     policy.require(actor, "contract.read")
+    return (await _entitlements(ctx, actor, requests))[1]
+
+
+async def current_entitlements(
+    ctx: AppContext, actor: Actor, contract_ids: Sequence[uuid.UUID]
+) -> list[tuple[ContractView, list[EntitlementPeriod]]]:
+    """Each visible contract with its buckets' periods containing today (none where the contract is not in
+    force today), in two queries for any number."""
+    policy.require(actor, "contract.read")
+    views, found = await _entitlements(ctx, actor, [(ident, None) for ident in contract_ids])
+    return [(views[ident], found[(ident, None)]) for ident in contract_ids if ident in views]
+
+
+async def _entitlements(
+    ctx: AppContext, actor: Actor, requests: Sequence[tuple[uuid.UUID, date | None]]
+) -> tuple[dict[uuid.UUID, ContractView], dict[tuple[uuid.UUID, date | None], list[EntitlementPeriod]]]:
     async with ctx.db.read() as session:
         ids = {contract_id for contract_id, _ in requests}
         views = {
             contract.id: ContractView(contract, plan_view(plan, program))
             for contract, plan, program in await session.execute(_contract_views_query(actor).where(Contract.id.in_(ids)))
         }
-        wanted: list[tuple[tuple[uuid.UUID, date | None], ContractView, str, Bucket, Period, date]] = []
+        wanted: list[tuple[tuple[uuid.UUID, date | None], ContractView, str, Period]] = []
         for key in requests:
             view = views.get(key[0])
             if view is None:
                 continue
-            today = view.today(ctx)
+            day = key[1] or view.today(ctx)
             for code, bucket in view.plan.rules.buckets.items():
-                period = view.period(bucket, key[1] or today)
+                period = view.period(bucket, day)
                 if period is not None:
-                    wanted.append((key, view, code, bucket, period, today))
-        consumed = await _consumed(session, [(v.contract.id, code, p.start) for _, v, code, _, p, _ in wanted])
+                    wanted.append((key, view, code, period))
+        consumed = await _consumed(session, [(v.contract.id, code, p.start) for _, v, code, p in wanted])
 
     result: dict[tuple[uuid.UUID, date | None], list[EntitlementPeriod]] = {key: [] for key in requests}
-    for key, view, code, bucket, period, today in wanted:
-        used, overage = consumed.get((view.contract.id, code, period.start), (0, 0))
-        result[key].append(
-            EntitlementPeriod(
-                view.contract.id,
-                code,
-                bucket,
-                period,
-                view.allowance(code),
-                used,
-                today,
-                overage=overage,
-            )
-        )
-    return result
+    for key, view, code, period in wanted:
+        result[key].append(view.balance(ctx, code, period, *consumed.get((view.contract.id, code, period.start), (0, 0))))
+    return views, result
 
 
 async def _consumed(
@@ -359,13 +416,8 @@ async def bucket_periods(ctx: AppContext, actor: Actor, contract_id: uuid.UUID, 
             )
         )
         balances = {start: (consumed, overage) for start, consumed, overage in rows}
-    today = view.today(ctx)
-    allowance = view.allowance(bucket_code)
     return [
-        EntitlementPeriod(
-            contract_id, bucket_code, bucket, period, allowance, balances.get(period.start, (0, 0))[0], today,
-            overage=balances.get(period.start, (0, 0))[1],
-        )
+        view.balance(ctx, bucket_code, period, *balances.get(period.start, (0, 0)))
         for period in periods_of_term(
             effective_date=view.contract.effective_date,
             end_date=view.contract.end_date,

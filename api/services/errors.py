@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import enum
 import re
+from datetime import date
 from typing import Any
 
 __all__ = [
     "AuthenticationFailed",
+    "BookingDateRefused",
     "Conflict",
     "ContractInactive",
     "DomainError",
     "ErrorCode",
     "InsufficientBalance",
     "NotFound",
+    "NotInCatalog",
     "OutOfScope",
     "PeriodEnded",
     "PermissionDenied",
@@ -42,6 +45,12 @@ class ErrorCode(enum.StrEnum):
     PARTNER_NOT_ELIGIBLE = "partner_not_eligible"
     UNAUTHENTICATED = "unauthenticated"
     THROTTLED = "throttled"
+    ACTIVITY_NOT_IN_CATALOG = "activity_not_in_catalog"
+    DATE_IN_PAST = "date_in_past"
+    OUTSIDE_PERIOD = "outside_period"
+    BEFORE_CONTRACT_START = "before_contract_start"
+    AFTER_CONTRACT_END = "after_contract_end"
+    WRONG_STATUS = "wrong_status"
 
 
 class DomainError(Exception):
@@ -113,6 +122,26 @@ class PeriodEnded(DomainError):
 
 class ContractInactive(DomainError):
     default_code = ErrorCode.CONTRACT_INACTIVE
+
+
+class NotInCatalog(DomainError):
+    """The activity is not one the contract may book; `available` lists those it may."""
+
+    default_code = ErrorCode.ACTIVITY_NOT_IN_CATALOG
+
+    def __init__(self, message: str, *, available: list[str], field: str | None = "activity"):
+        super().__init__(message, field=field, available=available)
+        self.available = available
+
+
+class BookingDateRefused(DomainError):
+    """A booking's date is in the past, outside the period it is charged to, or outside the contract's
+    term (the code says which); the date must fall from `earliest` to `latest`."""
+
+    def __init__(self, message: str, *, code: ErrorCode, earliest: date, latest: date, field: str):
+        super().__init__(message, code=code, field=field, earliest=earliest.isoformat(), latest=latest.isoformat())
+        self.earliest = earliest
+        self.latest = latest
 
 
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")

@@ -44,10 +44,13 @@ __all__ = [
     "balance_column",
     "consume_entitlement",
     "entry_cursor",
+    "hash_request",
     "ledger_page",
     "lock_balance",
+    "post",
     "post_in_session",
     "reverse_entry",
+    "run_idempotent",
 ]
 
 MAX_QUANTITY = 2**31 - 1  # a GraphQL Int; far beyond any allowance, and safe in every integer column
@@ -101,7 +104,7 @@ class LedgerPage:
     end_cursor: str | None
 
 
-def _request_hash(action: str, **payload: object) -> str:
+def hash_request(action: str, **payload: object) -> str:
     text = json.dumps({"action": action, **payload}, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()
 
@@ -255,15 +258,6 @@ async def lock_balance(
     return BalanceRow(int(row[0]), int(row[1]), int(row[2] or 0))
 
 
-def _period_view(
-    ctx: AppContext, view: ContractView, code: str, period: Period, consumed: int, overage: int = 0
-) -> EntitlementPeriod:
-    return EntitlementPeriod(
-        view.contract.id, code, view.plan.rules.buckets[code], period, view.allowance(code), consumed, view.today(ctx),
-        overage=overage,
-    )
-
-
 async def _replay(
     session: AsyncSession, ctx: AppContext, view: ContractView, key: str | None, request_hash: str
 ) -> LedgerOutcome | None:
@@ -283,7 +277,7 @@ async def _replay(
         )
     period = Period(0, entry.period_start, entry.period_end)
     consumed, overage = await _current(session, view, entry.bucket_code, period)
-    return LedgerOutcome(entry, _period_view(ctx, view, entry.bucket_code, period, consumed, overage), replayed=True)
+    return LedgerOutcome(entry, view.balance(ctx, entry.bucket_code, period, consumed, overage), replayed=True)
 
 
 def _check_key(key: str | None) -> None:
@@ -291,7 +285,7 @@ def _check_key(key: str | None) -> None:
         raise ValidationFailed("idempotency key must be 1 to 200 characters", field="idempotencyKey")
 
 
-async def _idempotent(
+async def run_idempotent(
     ctx: AppContext,
     actor: Actor,
     contract_id: uuid.UUID,
@@ -320,7 +314,7 @@ async def _idempotent(
         return replay
 
 
-async def _post(
+async def post(
     session: AsyncSession,
     ctx: AppContext,
     actor: Actor,
@@ -337,6 +331,7 @@ async def _post(
     reverses: LedgerEntry | None = None,
     ticket_id: uuid.UUID | None = None,
     time_entry_id: uuid.UUID | None = None,
+    booking_id: uuid.UUID | None = None,
 ) -> LedgerOutcome | None:
     """Move the period's balance by `units` and write the entry for it; None (nothing written) when
     consumption would leave [0, allowance] or overage go below 0, so the caller can say why in its own
@@ -364,6 +359,7 @@ async def _post(
         reverses_entry_id=reverses.id if reverses is not None else None,
         ticket_id=ticket_id,
         time_entry_id=time_entry_id,
+        booking_id=booking_id,
         created_at=now,
     )
     session.add(entry)
@@ -373,12 +369,14 @@ async def _post(
         detail["ticket"] = str(ticket_id)
     if time_entry_id is not None:
         detail["time_entry"] = str(time_entry_id)
+    if booking_id is not None:
+        detail["booking"] = str(booking_id)
     await audit.record(
         session, ctx, actor, f"ledger.{kind.value}", target_type="ledger_entry", target_id=entry.id,
         on_behalf_of_customer_id=on_behalf_of_customer_id or view.contract.customer_id,
         detail=detail,
     )
-    return LedgerOutcome(entry, _period_view(ctx, view, bucket_code, period, *moved), replayed=False)
+    return LedgerOutcome(entry, view.balance(ctx, bucket_code, period, *moved), replayed=False)
 
 
 async def post_in_session(
@@ -396,26 +394,27 @@ async def post_in_session(
     reverses: LedgerEntry | None = None,
     ticket_id: uuid.UUID | None = None,
     time_entry_id: uuid.UUID | None = None,
+    booking_id: uuid.UUID | None = None,
 ) -> LedgerOutcome | None:
     """Post one movement inside the caller's write transaction (no idempotency key: the caller's own
     transaction decides what is owed). Same guarantees and audit row as every other ledger movement;
     None, with nothing written, when the guarded balance update refuses it."""
     if units == 0 or abs(units) > MAX_QUANTITY:
         raise ValidationFailed(f"quantity {units} must be non-zero and at most {MAX_QUANTITY}", field="quantity")
-    request_hash = _request_hash(
+    request_hash = hash_request(
         kind.value, bucket=bucket_code, quantity=units, period=period.start, reason=reason, ticket=ticket_id,
-        time_entry=time_entry_id, reverses=reverses.id if reverses is not None else None,
+        time_entry=time_entry_id, booking=booking_id, reverses=reverses.id if reverses is not None else None,
     )
-    return await _post(
+    return await post(
         session, ctx, actor, view, period, bucket_code=bucket_code, units=units, kind=kind, reason=reason,
         request_hash=request_hash, idempotency_key=None, on_behalf_of_customer_id=on_behalf_of_customer_id,
-        reverses=reverses, ticket_id=ticket_id, time_entry_id=time_entry_id,
+        reverses=reverses, ticket_id=ticket_id, time_entry_id=time_entry_id, booking_id=booking_id,
     )
 
 
 async def consume_entitlement(ctx: AppContext, actor: Actor, request: Consumption) -> LedgerOutcome:
     policy.require(actor, "entitlement.consume")
-    request_hash = _request_hash(
+    request_hash = hash_request(
         "consume",
         bucket=request.bucket,
         quantity=str(request.quantity),
@@ -442,7 +441,7 @@ async def consume_entitlement(ctx: AppContext, actor: Actor, request: Consumptio
                 "unused units expired with it",
                 field="on",
             )
-        outcome = await _post(
+        outcome = await post(
             session,
             ctx,
             actor,
@@ -466,7 +465,7 @@ async def consume_entitlement(ctx: AppContext, actor: Actor, request: Consumptio
             )
         return outcome
 
-    return await _idempotent(ctx, actor, request.contract_id, request.idempotency_key, request_hash, work)
+    return await run_idempotent(ctx, actor, request.contract_id, request.idempotency_key, request_hash, work)
 
 
 async def _refuse_if_reversed(session: AsyncSession, original: LedgerEntry) -> None:
@@ -494,7 +493,7 @@ async def reverse_entry(
         )
     if original is None:
         raise NotFound("ledger entry", entry_id, field="entryId")
-    request_hash = _request_hash("reverse", entry=entry_id, reason=reason)
+    request_hash = hash_request("reverse", entry=entry_id, reason=reason)
 
     async def work(session: AsyncSession, view: ContractView) -> LedgerOutcome:
         if original.kind == LedgerKind.REVERSE:
@@ -503,8 +502,16 @@ async def reverse_entry(
                 code=ErrorCode.NOT_REVERSIBLE,
                 field="entryId",
             )
+        if original.booking_id is not None:
+            # The booking and its units move together: giving them back is cancelling the booking.
+            raise Conflict(
+                f"ledger entry {original.id} is what booking {original.booking_id} consumed: cancel the booking "
+                "instead",
+                code=ErrorCode.NOT_REVERSIBLE,
+                field="entryId",
+            )
         await _refuse_if_reversed(session, original)
-        outcome = await _post(
+        outcome = await post(
             session,
             ctx,
             actor,
@@ -535,7 +542,7 @@ async def reverse_entry(
         return outcome
 
     try:
-        return await _idempotent(ctx, actor, original.contract_id, idempotency_key, request_hash, work)
+        return await run_idempotent(ctx, actor, original.contract_id, idempotency_key, request_hash, work)
     except IntegrityError:
         # Two reversals of one entry raced: the unique reverses_entry_id let exactly one through.
         raise Conflict(
@@ -548,7 +555,7 @@ async def adjust_entitlement(ctx: AppContext, actor: Actor, request: Adjustment)
     policy.require(actor, "ledger.adjust")
     if not request.reason.strip():
         raise ValidationFailed("an adjustment needs a reason", field="reason")
-    request_hash = _request_hash(
+    request_hash = hash_request(
         "adjust", bucket=request.bucket, quantity=str(request.quantity), on=request.on, reason=request.reason
     )
 
@@ -556,7 +563,7 @@ async def adjust_entitlement(ctx: AppContext, actor: Actor, request: Adjustment)
         bucket = _bucket(view, request.bucket)
         units = _whole_units(request.quantity, bucket, allow_negative=True)
         period = _period_on(view, bucket, request.on)
-        outcome = await _post(
+        outcome = await post(
             session,
             ctx,
             actor,
@@ -579,7 +586,7 @@ async def adjust_entitlement(ctx: AppContext, actor: Actor, request: Adjustment)
             )
         return outcome
 
-    return await _idempotent(ctx, actor, request.contract_id, request.idempotency_key, request_hash, work)
+    return await run_idempotent(ctx, actor, request.contract_id, request.idempotency_key, request_hash, work)
 
 
 def entry_cursor(entry: LedgerEntry) -> str:

@@ -10,7 +10,7 @@ import uuid
 
 from sqlalchemy import Select, and_, or_, select
 
-from api.models import AuditEntry, Contract, Customer, Partner, PartnerCustomer, Ticket
+from api.models import AuditEntry, Booking, Contract, Customer, Partner, PartnerCustomer, Ticket
 from api.services.context import Actor
 from api.services.errors import PermissionDenied
 
@@ -24,6 +24,7 @@ __all__ = [
     "visible_contracts",
     "visible_customers",
     "visible_audit",
+    "visible_bookings",
     "visible_partners",
     "visible_tickets",
 ]
@@ -73,6 +74,13 @@ ACTIONS: dict[str, Rule] = {
     "ticket.update": Rule("work on tickets", *PROVIDER_WRITERS, "support_engineer", writes=True),
     "ticket.participate": Rule("take part in their tickets", "customer", "partner", writes=True),
     "calendar.read": Rule("read support calendars", ANYONE, writes=False),
+    # Booking is the customer's side's (a partner only where it manages the customer and the link allows
+    # it) or the contract's client manager's; scheduling and delivering are the provider's.
+    "booking.read": Rule("read bookings", ANYONE, writes=False),
+    "booking.create": Rule("book activities", "customer", "partner", *PROVIDER_WRITERS, writes=True),
+    "booking.cancel": Rule("cancel booked activities", "customer", "partner", *PROVIDER_WRITERS, writes=True),
+    "booking.manage": Rule("schedule and deliver booked activities", *PROVIDER_WRITERS, writes=True),
+    "feed.manage": Rule("create and revoke calendar feeds", "customer", "partner", *PROVIDER_WRITERS, writes=True),
     "audit.read": Rule("read the audit log", *STAFF, writes=False),
     "user.read": Rule("read users", "admin", writes=False),
     "user.manage": Rule("manage users", "admin", writes=True),
@@ -130,6 +138,14 @@ def visible_tickets(actor: Actor) -> Select[tuple[Ticket]]:
     if actor.kind == "partner":
         return query.where(Ticket.customer_id.in_(_linked_customers(actor.partner_id, PartnerCustomer.can_file_tickets)))
     return query.where(False)
+
+
+def visible_bookings(actor: Actor) -> Select[tuple[Booking]]:
+    """The bookings of the contracts the actor sees."""
+    query = select(Booking)
+    if _sees_everything(actor):
+        return query
+    return query.where(Booking.contract_id.in_(visible_contracts(actor).with_only_columns(Contract.id)))
 
 
 def visible_customers(actor: Actor) -> Select[tuple[Customer]]:

@@ -285,7 +285,8 @@ async def open_ticket(ctx: AppContext, actor: Actor, new: NewTicket) -> Ticket:
             on_behalf_of_customer_id=new.customer_id, detail=detail,
         )
         await outbox.queue(
-            session, ctx, kind="ticket_filed", ticket=ticket, dedupe_key=f"ticket:{ticket.id}:filed",
+            session, ctx, kind="ticket_filed", customer_id=ticket.customer_id, ticket_id=ticket.id,
+            dedupe_key=f"ticket:{ticket.id}:filed",
             subject=f"[{program.provider}] Request received: {ticket.subject}",
             body=f"{acknowledgement}\n\nType: {decision.ticket_type.name}\nSeverity: {new.severity}\n\n{description}".rstrip(),
         )
@@ -443,7 +444,7 @@ async def transition_ticket(
         provider = view.plan.program.provider
         if to == "waiting_on_customer" and event is not None:
             await outbox.queue(
-                session, ctx, kind="waiting_on_customer", ticket=ticket,
+                session, ctx, kind="waiting_on_customer", customer_id=ticket.customer_id, ticket_id=ticket.id,
                 dedupe_key=f"ticket:{ticket.id}:waiting:{event.position}",
                 subject=f"[{provider}] Waiting for your reply: {ticket.subject}",
                 body=(reason or "The support team needs more information from you to go on with this request.")
@@ -451,7 +452,7 @@ async def transition_ticket(
             )
         if to == "resolved" and event is not None:
             await outbox.queue(
-                session, ctx, kind="resolved", ticket=ticket,
+                session, ctx, kind="resolved", customer_id=ticket.customer_id, ticket_id=ticket.id,
                 dedupe_key=f"ticket:{ticket.id}:resolved:{event.position}",
                 subject=f"[{provider}] Resolved: {ticket.subject}",
                 body=(reason or "The support team has resolved this request.")
@@ -526,7 +527,7 @@ async def add_comment(
         )
         if staff and not internal:
             await outbox.queue(
-                session, ctx, kind="staff_reply", ticket=ticket,
+                session, ctx, kind="staff_reply", customer_id=ticket.customer_id, ticket_id=ticket.id,
                 dedupe_key=f"ticket:{ticket.id}:reply:{comment.id}",
                 subject=f"Re: [{view.plan.program.provider}] {ticket.subject}",
                 body=f"{actor.name} wrote:\n\n{text}",

@@ -16,7 +16,7 @@ from api.auth import CSRF_HEADER, SESSION_COOKIE
 from api.config import PROJECT_ROOT, Settings
 from api.graphql.schema import build_schema
 from api.models import ApiToken, StaffRole, TokenAccess, TokenScope, User, UserKind
-from api.services import identity, ledger, parties, tickets
+from api.services import bookings, calendar_feeds, identity, ledger, parties, tickets
 from api.services.context import AppContext
 from tests.conftest import ADMIN, ADMIN_EMAIL, NOW, unique
 from tests.graphql.conftest import PASSWORD, Caller, table_counts
@@ -206,6 +206,16 @@ async def mutations(ctx: AppContext, make_contract) -> dict[str, tuple[str, dict
     ticket = await tickets.open_ticket(
         ctx, ADMIN, tickets.NewTicket(support.customer_id, "question", "standard", "Read only")
     )
+    # Bookings in the second quarter, but the one to deliver: it is scheduled to start now.
+    requested, to_cancel, held = [
+        (await bookings.book_activity(ctx, ADMIN, bookings.NewBooking(contract.id, "advisory-call", day))).booking
+        for day in (date(2026, 6, 1), date(2026, 6, 2), NOW.date())
+    ]
+    consultant = await identity.create_user(ctx, ADMIN, identity.NewUser(
+        f"{unique('consultant')}@auth.example", "Consultant", PASSWORD, UserKind.STAFF, StaffRole.SUPPORT_ENGINEER,
+    ))
+    await bookings.schedule_booking(ctx, ADMIN, bookings.Schedule(held.id, NOW, staff_email=consultant.email))
+    feed, _ = await calendar_feeds.create_feed(ctx, ADMIN, contract.id)
     return {
         "createCustomer": ("CreateCustomerInput!", {"code": unique("ro"), "name": "Read only"}),
         "createPartner": ("CreatePartnerInput!", {"code": unique("ro"), "name": "Read only"}),
@@ -233,11 +243,19 @@ async def mutations(ctx: AppContext, make_contract) -> dict[str, tuple[str, dict
         "transitionTicket": ("TransitionTicketInput!", {"ticketId": str(ticket.id), "to": "in_progress"}),
         "addComment": ("AddCommentInput!", {"ticketId": str(ticket.id), "body": "Read only"}),
         "logTime": ("LogTimeInput!", {"ticketId": str(ticket.id), "minutes": 5, "note": "Read only"}),
+        "bookActivity": ("BookActivityInput!", {"contractId": str(contract.id), "activity": "code-review", "on": "2026-06-03"}),
+        "scheduleBooking": ("ScheduleBookingInput!", {
+            "bookingId": str(requested.id), "startsAt": "2026-06-01T09:00:00+00:00", "staffEmail": consultant.email,
+        }),
+        "deliverBooking": ("DeliverBookingInput!", {"bookingId": str(held.id), "note": "Read only"}),
+        "cancelBooking": ("CancelBookingInput!", {"bookingId": str(to_cancel.id)}),
+        "createCalendarFeed": ("CreateCalendarFeedInput!", {"contractId": str(contract.id)}),
+        "revokeCalendarFeed": ("ID!", str(feed.id)),
     }
 
 
 def mutation_document(name: str, input_type: str) -> str:
-    argument = "id" if name == "revokeApiToken" else "input"
+    argument = "id" if name in ("revokeApiToken", "revokeCalendarFeed") else "input"
     return f"mutation($v: {input_type}) {{ {name}({argument}: $v) {RESULT} }}"
 
 
@@ -246,7 +264,8 @@ def test_the_read_only_check_covers_every_mutation():
     assert set(schema.mutation_type.fields) == {
         "createCustomer", "createPartner", "linkPartner", "createContract", "consumeEntitlement", "reverseEntry",
         "adjustEntitlement", "loadProgram", "createUser", "createApiToken", "revokeApiToken",
-        "fileTicket", "transitionTicket", "addComment", "logTime",
+        "fileTicket", "transitionTicket", "addComment", "logTime", "bookActivity", "scheduleBooking", "deliverBooking",
+        "cancelBooking", "createCalendarFeed", "revokeCalendarFeed",
     }
 
 

@@ -33,7 +33,7 @@ from api.config import PROJECT_ROOT, Settings
 from api.db import Database
 from api.graphql.schema import build_schema
 from api.models import AuditEntry, LedgerEntry, StaffRole, TokenAccess, TokenScope, UserKind
-from api.services import contracts, identity, ledger, parties, tickets
+from api.services import bookings, calendar_feeds, contracts, identity, ledger, parties, tickets
 from api.services.context import AppContext, FixedClock
 from tests.conftest import ADMIN, NOW, unique
 
@@ -82,6 +82,10 @@ ACTORS = (
 #   ticket along (transitionTicket) and logging time are for staff: on its own ticket the customer's side
 #   is denied. A client manager works on the tickets of the contracts assigned to them, and may file for
 #   any customer (like createContract); the ticket it files elsewhere then comes back as null.
+# * Bookings: the customer books and cancels on its own contracts, a partner where it manages the customer
+#   and the link lets it book (P's does), the client manager on the contracts assigned to them; scheduling and
+#   delivering are the provider's (client manager, admin, integrator). Support engineers read bookings but
+#   do not book. Calendar feeds: whoever may book may create and revoke them.
 #
 #                                  anon cust part unlk supp  cm  admin c_rd c_rw p_rw v_rd v_rw
 ROWS: dict[tuple[str, str], tuple[str, ...]] = {
@@ -138,6 +142,23 @@ ROWS: dict[tuple[str, str], tuple[str, ...]] = {
     ("addComment", "foreign"):     (U,   H,   H,   H,   A,   H,   A,   D,   H,   H,   D,   A),
     ("logTime", "own"):            (U,   D,   D,   D,   A,   A,   A,   D,   D,   D,   D,   A),
     ("logTime", "foreign"):        (U,   D,   D,   D,   A,   H,   A,   D,   D,   D,   D,   A),
+    ("activityCatalog", "-"):      (U,   A,   A,   A,   A,   A,   A,   A,   A,   A,   A,   A),
+    ("bookings", "own"):           (U,   A,   A,   H,   A,   A,   A,   A,   A,   A,   A,   A),
+    ("bookings", "foreign"):       (U,   H,   H,   H,   A,   H,   A,   H,   H,   H,   A,   A),
+    ("booking", "own"):            (U,   A,   A,   H,   A,   A,   A,   A,   A,   A,   A,   A),
+    ("booking", "foreign"):        (U,   H,   H,   H,   A,   H,   A,   H,   H,   H,   A,   A),
+    ("bookActivity", "own"):       (U,   A,   A,   H,   D,   A,   A,   D,   A,   A,   D,   A),
+    ("bookActivity", "foreign"):   (U,   H,   H,   H,   D,   H,   A,   D,   H,   H,   D,   A),
+    ("scheduleBooking", "own"):    (U,   D,   D,   D,   D,   A,   A,   D,   D,   D,   D,   A),
+    ("scheduleBooking", "foreign"): (U,  D,   D,   D,   D,   H,   A,   D,   D,   D,   D,   A),
+    ("deliverBooking", "own"):     (U,   D,   D,   D,   D,   A,   A,   D,   D,   D,   D,   A),
+    ("deliverBooking", "foreign"): (U,   D,   D,   D,   D,   H,   A,   D,   D,   D,   D,   A),
+    ("cancelBooking", "own"):      (U,   A,   A,   H,   D,   A,   A,   D,   A,   A,   D,   A),
+    ("cancelBooking", "foreign"):  (U,   H,   H,   H,   D,   H,   A,   D,   H,   H,   D,   A),
+    ("createCalendarFeed", "own"):     (U, A, A, H, D, A, A, D, A, A, D, A),
+    ("createCalendarFeed", "foreign"): (U, H, H, H, D, H, A, D, H, H, D, A),
+    ("revokeCalendarFeed", "own"):     (U, A, A, H, D, A, A, D, A, A, D, A),
+    ("revokeCalendarFeed", "foreign"): (U, H, H, H, D, H, A, D, H, H, D, A),
 }  # fmt: skip
 
 EXPECTED: dict[tuple[str, str, str], str] = {
@@ -164,6 +185,12 @@ AUDIT_ACTIONS = {
     # A public staff reply, or logged time, settles the ticket's support-time deduction.
     "addComment": {"ticket.comment", "ledger.consume", "ledger.overage"},
     "logTime": {"ticket.time_logged", "ledger.consume", "ledger.overage", "ledger.adjust"},
+    "bookActivity": {"booking.create", "ledger.consume"},
+    "scheduleBooking": {"booking.schedule", "booking.reschedule"},
+    "deliverBooking": {"booking.deliver"},
+    "cancelBooking": {"booking.cancel", "ledger.reverse"},
+    "createCalendarFeed": {"calendar_feed.create"},
+    "revokeCalendarFeed": {"calendar_feed.revoke"},
 }
 
 # ---- the world: parties, contracts, credentials --------------------------------------------------
@@ -185,6 +212,8 @@ class World:
     contracts: dict[str, str]  # target -> contract id
     partners: dict[str, str]  # target -> partner id (P linked to A, F linked to B)
     tickets: dict[str, str]  # target -> ticket id
+    booking_contracts: dict[str, str]  # target -> a Custom advisory contract with room for every booking
+    bookings: dict[str, str]  # target -> a booking on it
     manager_email: str
     program_source: str
     to_reverse: dict[str, uuid.UUID | None] = field(default_factory=dict)
@@ -228,7 +257,7 @@ async def world(database: Database, database_url: str, shipped_programs: list[st
     for p, c in ((linked, own), (other, foreign)):
         await parties.link_partner(
             ctx, ADMIN, partner_id=p.id, customer_id=c.id, managed=True, production_access=False,
-            can_file_tickets=True, can_view_entitlements=True, can_book_activities=False,
+            can_file_tickets=True, can_view_entitlements=True, can_book_activities=True,
         )
 
     manager = await _user(ctx, UserKind.STAFF, staff_role=StaffRole.CLIENT_MANAGER)
@@ -269,6 +298,25 @@ async def world(database: Database, database_url: str, shipped_programs: list[st
         return await tickets.open_ticket(ctx, ADMIN, tickets.NewTicket(c.id, "question", "standard", "Matrix ticket"))
 
     own_ticket, foreign_ticket = await ticket(own, manager_email), await ticket(foreign, None)
+
+    async def booking_contract(c, manager_email: str | None):  # type: ignore[no-untyped-def]
+        return await contracts.create_contract(
+            ctx,
+            ADMIN,
+            contracts.NewContract(
+                reference=unique("MATRIX-ASSURE"), customer_id=c.id, program_code="advisory-assure",
+                plan_code="custom", effective_date=date(2026, 2, 15), end_date=date(2027, 2, 14),
+                monthly_fee=Decimal("900.00"), currency="EUR", custom_allowances={"activities": 1000},
+                client_manager_email=manager_email,
+            ),
+        )
+
+    own_booking_contract = await booking_contract(own, manager_email)
+    foreign_booking_contract = await booking_contract(foreign, None)
+    own_booking, foreign_booking = [
+        (await bookings.book_activity(ctx, ADMIN, bookings.NewBooking(c.id, "advisory-call", date(2026, 4, 1)))).booking
+        for c in (own_booking_contract, foreign_booking_contract)
+    ]
     for c in (own_contract, foreign_contract):
         await ledger.consume_entitlement(
             ctx, ADMIN, ledger.Consumption(c.id, "activities", Decimal(1), date(2026, 3, 1), "matrix setup")
@@ -300,6 +348,8 @@ async def world(database: Database, database_url: str, shipped_programs: list[st
             contracts={"own": str(own_contract.id), "foreign": str(foreign_contract.id)},
             tickets={"own": str(own_ticket.id), "foreign": str(foreign_ticket.id)},
             partners={"own": str(linked.id), "foreign": str(other.id)},
+            booking_contracts={"own": str(own_booking_contract.id), "foreign": str(foreign_booking_contract.id)},
+            bookings={"own": str(own_booking.id), "foreign": str(foreign_booking.id)},
             manager_email=manager_email,
             program_source=(PROJECT_ROOT / "programs" / "advisory-assure.toml").read_text(encoding="utf-8"),
         )
@@ -450,7 +500,7 @@ async def m_link_partner(w: World, t: str) -> Request:
         "productionAccess": False,
         "canFileTickets": True,
         "canViewEntitlements": True,
-        "canBookActivities": False,
+        "canBookActivities": True,
     }
     return Request(document, {"input": variables}, (partner, customer))
 
@@ -596,6 +646,88 @@ async def m_log_time(w: World, t: str) -> Request:
     return Request(document, {"input": {"ticketId": ident, "minutes": 5, "note": "matrix work"}}, (ident,))
 
 
+async def q_activity_catalog(w: World, t: str) -> Request:
+    document = '{ activityCatalog(programCode: "advisory-assure", planCode: "small") { code cost } }'
+    return Request(document, {}, ())
+
+
+async def q_bookings(w: World, t: str) -> Request:
+    ident, contract = _pick(w.bookings, t), _pick(w.booking_contracts, t)
+    document = """
+    query Run($c: ID!) {
+      bookings(filter: {contractId: $c}) { edges { cursor node { id status partners { id } ledgerEntries { id } } } }
+    }"""
+    return Request(document, {"c": contract}, (ident, contract))
+
+
+async def q_booking(w: World, t: str) -> Request:
+    ident = _pick(w.bookings, t)
+    document = "query Run($b: ID!) { booking(id: $b) { id status contract { id } staff { name } } }"
+    return Request(document, {"b": ident}, (ident,))
+
+
+BOOKING_SUCCESS = "{ booking { id status } }"
+
+
+async def _booking(w: World, target: str, day: date) -> str:
+    """A fresh booking on the target's booking contract, or a random id for "missing"."""
+    if target == "missing":
+        return str(uuid.uuid4())
+    contract = uuid.UUID(w.booking_contracts[target])
+    outcome = await bookings.book_activity(w.ctx, ADMIN, bookings.NewBooking(contract, "advisory-call", day))
+    return str(outcome.booking.id)
+
+
+async def m_book_activity(w: World, t: str) -> Request:
+    contract = _pick(w.booking_contracts, t)
+    document = _mutation("bookActivity", "BookActivityInput", f"BookingSuccess {BOOKING_SUCCESS}")
+    variables = {"contractId": contract, "activity": "code-review", "on": "2026-04-02"}
+    return Request(document, {"input": variables}, (contract,))
+
+
+async def m_schedule_booking(w: World, t: str) -> Request:
+    ident = await _booking(w, t, date(2026, 4, 3))
+    document = _mutation("scheduleBooking", "ScheduleBookingInput", f"ScheduleBookingSuccess {BOOKING_SUCCESS}")
+    variables = {"bookingId": ident, "startsAt": "2026-04-03T09:00:00+00:00", "staffEmail": w.manager_email}
+    return Request(document, {"input": variables}, (ident,))
+
+
+async def m_deliver_booking(w: World, t: str) -> Request:
+    # Scheduled to start now, so it may be marked delivered at once.
+    ident = await _booking(w, t, NOW.date())
+    if t != "missing":
+        await bookings.schedule_booking(
+            w.ctx, ADMIN, bookings.Schedule(uuid.UUID(ident), NOW, staff_email=w.manager_email)
+        )
+    document = _mutation("deliverBooking", "DeliverBookingInput", f"DeliverBookingSuccess {BOOKING_SUCCESS}")
+    return Request(document, {"input": {"bookingId": ident, "note": "matrix"}}, (ident,))
+
+
+async def m_cancel_booking(w: World, t: str) -> Request:
+    ident = await _booking(w, t, date(2026, 4, 4))
+    document = _mutation("cancelBooking", "CancelBookingInput", f"BookingSuccess {BOOKING_SUCCESS}")
+    return Request(document, {"input": {"bookingId": ident, "reason": "matrix"}}, (ident,))
+
+
+async def m_create_calendar_feed(w: World, t: str) -> Request:
+    contract = _pick(w.contracts, t)
+    document = _mutation("createCalendarFeed", "CreateCalendarFeedInput", "CreateCalendarFeedSuccess { url feed { id } }")
+    return Request(document, {"input": {"contractId": contract, "name": "matrix"}}, (contract,))
+
+
+async def m_revoke_calendar_feed(w: World, t: str) -> Request:
+    if t == "missing":
+        ident = str(uuid.uuid4())
+    else:
+        feed, _ = await calendar_feeds.create_feed(w.ctx, ADMIN, uuid.UUID(w.contracts[t]), "to revoke")
+        ident = str(feed.id)
+    document = (
+        "mutation Run($id: ID!) { revokeCalendarFeed(id: $id) { "
+        f"{ERROR_FIELDS} ... on RevokeCalendarFeedSuccess {{ feed {{ id active }} }} }} }}"
+    )
+    return Request(document, {"id": ident}, (ident,))
+
+
 Builder = Callable[[World, str], Awaitable[Request]]
 
 QUERIES: dict[str, Builder] = {
@@ -615,6 +747,9 @@ QUERIES: dict[str, Builder] = {
     "ticket": q_ticket,
     "tickets": q_tickets,
     "calendarWindows": q_calendar_windows,
+    "activityCatalog": q_activity_catalog,
+    "bookings": q_bookings,
+    "booking": q_booking,
 }
 
 MUTATIONS: dict[str, Builder] = {
@@ -633,6 +768,12 @@ MUTATIONS: dict[str, Builder] = {
     "transitionTicket": m_transition_ticket,
     "addComment": m_add_comment,
     "logTime": m_log_time,
+    "bookActivity": m_book_activity,
+    "scheduleBooking": m_schedule_booking,
+    "deliverBooking": m_deliver_booking,
+    "cancelBooking": m_cancel_booking,
+    "createCalendarFeed": m_create_calendar_feed,
+    "revokeCalendarFeed": m_revoke_calendar_feed,
 }
 
 BUILDERS = {**QUERIES, **MUTATIONS}
@@ -687,7 +828,7 @@ def classify(operation: str, request: Request, response: Response) -> str:
         return A if value else H
     if operation == "auditLog":
         return A if value["edges"] else H
-    if operation == "tickets":
+    if operation in ("tickets", "bookings"):
         return A if request.ids[0] in {edge["node"]["id"] for edge in value["edges"]} else H
     if operation == "checkFiling":
         if value["allowed"] or value["code"] in ("INVALID", "PARTNER_NOT_ELIGIBLE"):
@@ -771,7 +912,9 @@ async def test_refused_calls_left_no_trace(world: World) -> None:
     ledger_writers = {
         world.callers[a].ref
         for (a, op, t), outcome in EXPECTED.items()
-        if t == "foreign" and op in ("consumeEntitlement", "reverseEntry", "adjustEntitlement") and outcome == A
+        if t == "foreign"
+        and op in ("consumeEntitlement", "reverseEntry", "adjustEntitlement", "bookActivity", "cancelBooking")
+        and outcome == A
     } | {ADMIN.ref}
     async with world.ctx.db.read() as session:
         for actor in ACTORS:
@@ -781,9 +924,6 @@ async def test_refused_calls_left_no_trace(world: World) -> None:
             actions = set(await session.scalars(select(AuditEntry.action).where(AuditEntry.actor_ref == ref)))
             actions.discard("session.login")
             assert actions <= allowed_actions[actor], f"{actor} left audit entries {actions - allowed_actions[actor]}"
-        refs = set(
-            await session.scalars(
-                select(LedgerEntry.actor_ref).where(LedgerEntry.contract_id == uuid.UUID(world.contracts["foreign"]))
-            )
-        )
+        foreign = [uuid.UUID(world.contracts["foreign"]), uuid.UUID(world.booking_contracts["foreign"])]
+        refs = set(await session.scalars(select(LedgerEntry.actor_ref).where(LedgerEntry.contract_id.in_(foreign))))
     assert refs <= ledger_writers, f"foreign ledger written by {refs - ledger_writers}"

@@ -719,10 +719,12 @@ async def test_one_message_per_logical_event(ctx, clock, ticket):
     async with ctx.db.write() as session:
         row = await session.get(Ticket, ticket.id)
         again = await outbox.queue(
-            session, ctx, kind="ticket_filed", ticket=row, dedupe_key=f"ticket:{ticket.id}:filed", subject="again", body="again"
+            session, ctx, kind="ticket_filed", customer_id=row.customer_id, ticket_id=row.id,
+            dedupe_key=f"ticket:{ticket.id}:filed", subject="again", body="again"
         )
         fresh = await outbox.queue(
-            session, ctx, kind="note", ticket=row, dedupe_key=f"ticket:{ticket.id}:note", subject="s" * 400, body="b"
+            session, ctx, kind="note", customer_id=row.customer_id, ticket_id=row.id,
+            dedupe_key=f"ticket:{ticket.id}:note", subject="s" * 400, body="b"
         )
     assert again is None and fresh is not None
     # Both were queued at the same instant: compare regardless of order.
