@@ -28,15 +28,12 @@ class Offer:
 
 
 def charged_bucket(plan: Plan, activity: Activity) -> str | None:
-    """The plan's bucket an activity is charged to: its `catalog_bucket`, or its one bucket counted in
-    the activity's unit. None when the plan has no bucket in that unit; CatalogError when it is ambiguous
-    or the named bucket counts another unit."""
-    if plan.catalog_bucket is not None:
-        bucket = plan.buckets.get(plan.catalog_bucket)
-        if bucket is None:
-            raise CatalogError(f"catalog_bucket {plan.catalog_bucket!r} is not a bucket of the plan")
-        return plan.catalog_bucket if bucket.unit == activity.unit else None
+    """The plan's bucket an activity is charged to: its one bucket counted in the activity's unit, or,
+    where several are, the one `catalog_bucket` names (CatalogError when it names none of them). None
+    when the plan has no bucket in that unit."""
     matching = [code for code, bucket in plan.buckets.items() if bucket.unit == activity.unit]
+    if plan.catalog_bucket in matching:
+        return plan.catalog_bucket
     if len(matching) > 1:
         raise CatalogError(
             f"several buckets count {activity.unit} ({', '.join(matching)}): name the one activities are "

@@ -553,7 +553,7 @@ class BookingType:
     cancel_reason: str | None
     created_at: datetime
     updated_at: datetime
-    _staff_id: strawberry.Private[object]
+    _booking: strawberry.Private[Booking]
 
     @classmethod
     def build(cls, booking: Booking) -> BookingType:
@@ -581,13 +581,20 @@ class BookingType:
             cancel_reason=booking.cancel_reason,
             created_at=booking.created_at,
             updated_at=booking.updated_at,
-            _staff_id=booking.staff_id,
+            _booking=booking,
         )
 
     @strawberry.field(description="The contract it is booked on; null when the caller may not read it.")
     async def contract(self, info: Info[RequestContext, None]) -> ContractType | None:
         contract = await info.context.loaders.contract.load(parse_id(self.contract_id))
         return None if contract is None else ContractType.build(contract)
+
+    @strawberry.field(description="The unit of `quantity`: activities, or minutes for hours buckets.")
+    async def ledger_unit(self, info: Info[RequestContext, None]) -> LedgerUnit:
+        loaders = info.context.loaders
+        contract = await loaders.contract.load(parse_id(self.contract_id))
+        plan = None if contract is None else await loaders.plan.load(contract.plan_id)
+        return LedgerUnit("activities" if plan is None else bookings.ledger_unit(plan, self._booking))
 
     @strawberry.field
     async def customer(self, info: Info[RequestContext, None]) -> CustomerType | None:
@@ -596,9 +603,9 @@ class BookingType:
 
     @strawberry.field(description="The staff member who delivers it, once scheduled.")
     async def staff(self, info: Info[RequestContext, None]) -> StaffMemberType | None:
-        if self._staff_id is None:
+        if self._booking.staff_id is None:
             return None
-        user = await info.context.loaders.staff.load(self._staff_id)
+        user = await info.context.loaders.staff.load(self._booking.staff_id)
         return None if user is None else StaffMemberType(name=user.name, email=user.email)
 
     @strawberry.field(description="The solution partners taking part, as the customer allowed.")

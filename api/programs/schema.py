@@ -416,7 +416,7 @@ class Plan(_Strict):
     deductions: DeductionRules | None = None
     availability: Availability | None = None
     catalog: tuple[str, ...] | None = None  # None: the whole program catalog
-    # The bucket catalog activities are charged to; needed only where two buckets count the same unit.
+    # Where two buckets count the same unit, the one catalog activities in that unit are charged to.
     catalog_bucket: Code | None = None
     # Days before a period ends with units left from which it is "expiring soon" and a reminder goes
     # out; None: the deployment's ENTITLE_EXPIRY_WARNING_DAYS.

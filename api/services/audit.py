@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from api.models import AuditEntry
 from api.services import policy
 from api.services.context import Actor, AppContext
-from api.services.paging import check_first, encode_cursor, older_than
+from api.services.paging import cut_page, encode_cursor, newest_first
 
 __all__ = ["AuditPage", "audit_page", "record"]
 
@@ -62,15 +62,11 @@ async def audit_page(
 ) -> AuditPage:
     """Newest first, optionally for one customer or one action."""
     policy.require(actor, "audit.read")
-    check_first(first)
-    query = policy.visible_audit(actor).order_by(AuditEntry.occurred_at.desc(), AuditEntry.id.desc()).limit(first + 1)
+    query = newest_first(policy.visible_audit(actor), AuditEntry.occurred_at, AuditEntry.id, first=first, after=after)
     if customer_id is not None:
         query = query.where(AuditEntry.on_behalf_of_customer_id == customer_id)
     if action is not None:
         query = query.where(AuditEntry.action == action)
-    if after is not None:
-        query = query.where(older_than(AuditEntry.occurred_at, AuditEntry.id, after))
     async with ctx.db.read() as session:
         entries = list(await session.scalars(query))
-    page = entries[:first]
-    return AuditPage(page, len(entries) > first, encode_cursor(page[-1].occurred_at, page[-1].id) if page else None)
+    return AuditPage(*cut_page(entries, first, lambda entry: encode_cursor(entry.occurred_at, entry.id)))

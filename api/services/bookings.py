@@ -30,7 +30,6 @@ from api.models import (
     LedgerKind,
     Partner,
     PartnerCustomer,
-    StaffRole,
     User,
     UserKind,
 )
@@ -48,8 +47,8 @@ from api.services.errors import (
     ValidationFailed,
     check_email,
 )
-from api.services.paging import check_first, encode_cursor, older_than
-from api.services.programs import get_program, program_model
+from api.services.paging import cut_page, encode_cursor, newest_first
+from api.services.programs import PlanView, get_program, program_model
 
 __all__ = [
     "DEFAULT_MINUTES",
@@ -67,7 +66,9 @@ __all__ = [
     "cancel_booking",
     "deliver_booking",
     "get_bookings",
+    "ledger_unit",
     "list_bookings",
+    "participants_offered",
     "schedule_booking",
 ]
 
@@ -164,37 +165,55 @@ async def _require_booker(session: AsyncSession, actor: Actor, customer_id: uuid
         )
 
 
+def _naming_refused(actor: Actor, partner: Partner, link: PartnerCustomer) -> str | None:
+    """Why `actor` may not name `partner` to take part in a customer's activity (None: it may). The customer
+    names any partner it works with; a partner only itself; anyone else only partners whose link lets them
+    book and take part in activities."""
+    if actor.kind == "customer":
+        return None
+    if actor.kind == "partner" and partner.id != actor.partner_id:
+        return f"{actor.name} may not name another partner ({partner.name}) to take part: that is the customer's choice"
+    if not link.can_book_activities:
+        return f"{partner.name} takes part in activities only if the customer allows it, and it has not"
+    return None
+
+
+async def _links(
+    session: AsyncSession, customer_id: uuid.UUID, partner_ids: Sequence[uuid.UUID] | None = None
+) -> dict[uuid.UUID, tuple[Partner, PartnerCustomer]]:
+    query = (
+        select(Partner, PartnerCustomer)
+        .join(PartnerCustomer, PartnerCustomer.partner_id == Partner.id)
+        .where(PartnerCustomer.customer_id == customer_id)
+        .order_by(Partner.name)
+    )
+    if partner_ids is not None:
+        query = query.where(Partner.id.in_(partner_ids))
+    return {partner.id: (partner, link) for partner, link in await session.execute(query)}
+
+
 async def _check_participants(
     session: AsyncSession, actor: Actor, customer_id: uuid.UUID, partner_ids: list[uuid.UUID]
 ) -> None:
-    """Partners take part only where the customer allowed it: the customer names any partner it works
-    with; anyone else only partners whose link lets them book and take part in activities, and a partner
-    only itself."""
+    """Partners take part only where the customer allowed it (see `_naming_refused`)."""
     if not partner_ids:
         return
-    rows = await session.execute(
-        select(Partner, PartnerCustomer)
-        .join(PartnerCustomer, PartnerCustomer.partner_id == Partner.id)
-        .where(PartnerCustomer.customer_id == customer_id, Partner.id.in_(partner_ids))
-    )
-    links = {partner.id: (partner, link) for partner, link in rows}
+    links = await _links(session, customer_id, partner_ids)
     for ident in partner_ids:
         if ident not in links:
             raise ValidationFailed(f"partner {ident} does not work with this customer", field="partnerIds")
-        partner, link = links[ident]
-        if actor.kind == "customer":
-            continue
-        if actor.kind == "partner" and ident != actor.partner_id:
-            raise PermissionDenied(
-                f"{actor.name} may not name another partner ({partner.name}) to take part: that is the customer's "
-                "choice",
-                field="partnerIds",
-            )
-        if not link.can_book_activities:
-            raise PermissionDenied(
-                f"{partner.name} takes part in activities only if the customer allows it, and it has not",
-                field="partnerIds",
-            )
+        refused = _naming_refused(actor, *links[ident])
+        if refused is not None:
+            raise PermissionDenied(refused, field="partnerIds")
+
+
+async def participants_offered(ctx: AppContext, actor: Actor, contract_id: uuid.UUID) -> list[Partner]:
+    """The partners `actor` may name to take part in an activity on the contract."""
+    policy.require(actor, "booking.read")
+    async with ctx.db.read() as session:
+        view = await load_contract_view(session, actor, contract_id)
+        links = await _links(session, view.contract.customer_id)
+    return [partner for partner, link in links.values() if _naming_refused(actor, partner, link) is None]
 
 
 def _offer(view: ContractView, code: str) -> Offer:
@@ -268,10 +287,9 @@ async def _staff_member(session: AsyncSession, actor: Actor, view: ContractView,
     """Who delivers the activity: the staff member named, else the contract's client manager, else the
     staff user scheduling it."""
     if email is not None:
+        email = email.strip().lower()
         check_email(email, field="staffEmail")
-        user = await session.scalar(
-            select(User).where(User.email == email.strip().lower(), User.kind == UserKind.STAFF, User.active)
-        )
+        user = await session.scalar(select(User).where(User.email == email, User.kind == UserKind.STAFF, User.active))
         if user is None:
             raise ValidationFailed(f"no active staff member has the e-mail address {email}", field="staffEmail")
         return user
@@ -284,8 +302,9 @@ async def _staff_member(session: AsyncSession, actor: Actor, view: ContractView,
     )
 
 
-def _ledger_unit(view: ContractView, booking: Booking) -> str:
-    bucket = view.plan.bucket(booking.bucket_code)
+def ledger_unit(plan: PlanView, booking: Booking) -> str:
+    """The unit of a booking's units: its bucket's ledger unit (a bucket in use keeps its unit)."""
+    bucket = plan.bucket(booking.bucket_code)
     return bucket.ledger_unit if bucket is not None else "activities"
 
 
@@ -442,11 +461,13 @@ async def _notify(
 async def _replace_participants(
     session: AsyncSession, ctx: AppContext, actor: Actor, booking: Booking, partner_ids: list[uuid.UUID]
 ) -> None:
-    await _check_participants(session, actor, booking.customer_id, partner_ids)
+    """Those taking part become `partner_ids`; only partners added now need the customer's allowance checked
+    (one the customer chose stays, whoever resends the list)."""
     current = {
         row.partner_id: row
         for row in await session.scalars(select(BookingPartner).where(BookingPartner.booking_id == booking.id))
     }
+    await _check_participants(session, actor, booking.customer_id, [p for p in partner_ids if p not in current])
     for ident, row in current.items():
         if ident not in partner_ids:
             await session.delete(row)
@@ -454,6 +475,31 @@ async def _replace_participants(
         BookingPartner(booking_id=booking.id, partner_id=ident, added_by_ref=actor.ref, created_at=ctx.now())
         for ident in partner_ids
         if ident not in current
+    )
+
+
+async def _change(
+    session: AsyncSession,
+    ctx: AppContext,
+    actor: Actor,
+    booking: Booking,
+    status: BookingStatus,
+    action: str,
+    *,
+    detail: dict[str, object] | None = None,
+    **fields: object,
+) -> None:
+    """Move a locked booking to `status` with the fields given, raise its revision (so subscribed calendars
+    take the change) and write the audit entry, in the caller's transaction."""
+    booking.status = status
+    for name, value in fields.items():
+        setattr(booking, name, value)
+    booking.revision += 1
+    booking.updated_at = ctx.now()
+    await session.flush()
+    await audit.record(
+        session, ctx, actor, action, target_type="booking", target_id=booking.id,
+        on_behalf_of_customer_id=booking.customer_id, detail=detail,
     )
 
 
@@ -466,23 +512,18 @@ async def schedule_booking(ctx: AppContext, actor: Actor, request: Schedule) -> 
         booking, view = await _locked(session, actor, request.booking_id)
         _require_status(booking, _OPEN, "scheduled")
         _check_start(ctx, view, booking, request.starts_at)
-        unit = _ledger_unit(view, booking)
+        unit = ledger_unit(view.plan, booking)
         minutes = _duration(booking.units if unit == "minutes" else None, request.duration_minutes)
         staff = await _staff_member(session, actor, view, request.staff_email)
         if partner_ids is not None:
             await _replace_participants(session, ctx, actor, booking, partner_ids)
         rescheduled = booking.status == BookingStatus.SCHEDULED
-        booking.status = BookingStatus.SCHEDULED
-        booking.starts_at = request.starts_at.astimezone(UTC)
-        booking.ends_at = booking.starts_at + timedelta(minutes=minutes)
-        booking.staff_id = staff.id
-        booking.revision += 1
-        booking.updated_at = ctx.now()
-        await session.flush()
-        await audit.record(
-            session, ctx, actor, "booking.reschedule" if rescheduled else "booking.schedule", target_type="booking",
-            target_id=booking.id, on_behalf_of_customer_id=booking.customer_id,
-            detail={"starts_at": booking.starts_at.isoformat(), "minutes": minutes, "staff": staff.email},
+        starts_at = request.starts_at.astimezone(UTC)
+        action = "booking.reschedule" if rescheduled else "booking.schedule"
+        await _change(
+            session, ctx, actor, booking, BookingStatus.SCHEDULED, action,
+            detail={"starts_at": starts_at.isoformat(), "minutes": minutes, "staff": staff.email},
+            starts_at=starts_at, ends_at=starts_at + timedelta(minutes=minutes), staff_id=staff.id,
         )
         provider = view.plan.program.provider
         await _notify(
@@ -510,15 +551,9 @@ async def deliver_booking(ctx: AppContext, actor: Actor, booking_id: uuid.UUID, 
                 "taken place",
                 field="bookingId",
             )
-        booking.status = BookingStatus.DELIVERED
-        booking.delivered_at = now
-        booking.delivery_note = text or None
-        booking.revision += 1
-        booking.updated_at = now
-        await session.flush()
-        await audit.record(
-            session, ctx, actor, "booking.deliver", target_type="booking", target_id=booking.id,
-            on_behalf_of_customer_id=booking.customer_id,
+        await _change(
+            session, ctx, actor, booking, BookingStatus.DELIVERED, "booking.deliver", delivered_at=now,
+            delivery_note=text or None,
         )
         return booking
 
@@ -545,16 +580,9 @@ async def cancel_booking(ctx: AppContext, actor: Actor, booking_id: uuid.UUID, r
         if outcome is None:  # pragma: no cover - the booking's own units are part of what was consumed
             raise Conflict(f"booking {booking.id}'s units cannot be given back", code=ErrorCode.NOT_REVERSIBLE)
         was_scheduled = booking.status == BookingStatus.SCHEDULED
-        now = ctx.now()
-        booking.status = BookingStatus.CANCELLED
-        booking.cancelled_at = now
-        booking.cancel_reason = text or None
-        booking.revision += 1
-        booking.updated_at = now
-        await session.flush()
-        await audit.record(
-            session, ctx, actor, "booking.cancel", target_type="booking", target_id=booking.id,
-            on_behalf_of_customer_id=booking.customer_id, detail={"reason": text, "units": taken.quantity},
+        await _change(
+            session, ctx, actor, booking, BookingStatus.CANCELLED, "booking.cancel",
+            detail={"reason": text, "units": taken.quantity}, cancelled_at=ctx.now(), cancel_reason=text or None,
         )
         if was_scheduled:
             await _notify(
@@ -586,20 +614,16 @@ async def list_bookings(
 ) -> BookingPage:
     """The bookings the actor sees, newest first, paged by keyset on (created_at, id)."""
     policy.require(actor, "booking.read")
-    check_first(first)
-    query = policy.visible_bookings(actor).order_by(Booking.created_at.desc(), Booking.id.desc()).limit(first + 1)
+    query = newest_first(policy.visible_bookings(actor), Booking.created_at, Booking.id, first=first, after=after)
     if contract_id is not None:
         query = query.where(Booking.contract_id == contract_id)
     if customer_id is not None:
         query = query.where(Booking.customer_id == customer_id)
     if status is not None:
         query = query.where(Booking.status == status)
-    if after is not None:
-        query = query.where(older_than(Booking.created_at, Booking.id, after))
     async with ctx.db.read() as session:
         found = list(await session.scalars(query))
-    page = found[:first]
-    return BookingPage(page, len(found) > first, booking_cursor(page[-1]) if page else None)
+    return BookingPage(*cut_page(found, first, booking_cursor))
 
 
 async def get_bookings(ctx: AppContext, actor: Actor, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Booking]:

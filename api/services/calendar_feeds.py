@@ -17,7 +17,7 @@ from sqlalchemy import select
 from api.domain.periods import periods_of_term
 from api.domain.units import format_quantity
 from api.models import Booking, BookingStatus, CalendarFeed, Contract, EntitlementBalance, User
-from api.services import audit, policy
+from api.services import audit, bookings, policy
 from api.services.context import Actor, AppContext
 from api.services.contracts import ContractView, load_contract_view
 from api.services.errors import NotFound, ValidationFailed
@@ -80,7 +80,9 @@ async def revoke_feed(ctx: AppContext, actor: Actor, feed_id: uuid.UUID) -> Cale
         return feed
 
 
-async def list_feeds(ctx: AppContext, actor: Actor, contract_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[CalendarFeed]]:
+async def list_feeds(
+    ctx: AppContext, actor: Actor, contract_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, list[CalendarFeed]]:
     """The feeds of each visible contract, newest first, without their secrets."""
     policy.require(actor, "contract.read")
     found: dict[uuid.UUID, list[CalendarFeed]] = {ident: [] for ident in contract_ids}
@@ -103,14 +105,15 @@ async def render_feed(ctx: AppContext, secret: str) -> tuple[str, bytes]:
         if feed is None or feed.revoked_at is not None:
             raise NotFound("calendar feed", "for this address")
         view = await load_contract_view(session, FEED_ACTOR, feed.contract_id)
-        bookings = list(
+        booked = list(
             await session.scalars(
                 select(Booking)
-                .where(Booking.contract_id == feed.contract_id, Booking.status.in_(_SHOWN), Booking.starts_at.is_not(None))
+                .where(Booking.contract_id == feed.contract_id, Booking.status.in_(_SHOWN))
+                .where(Booking.starts_at.is_not(None))
                 .order_by(Booking.starts_at, Booking.id)
             )
         )
-        staff_ids = {b.staff_id for b in bookings if b.staff_id is not None}
+        staff_ids = {b.staff_id for b in booked if b.staff_id is not None}
         staff = {u.id: u for u in await session.scalars(select(User).where(User.id.in_(staff_ids)))} if staff_ids else {}
         balances = {
             (code, start): consumed
@@ -119,7 +122,7 @@ async def render_feed(ctx: AppContext, secret: str) -> tuple[str, bytes]:
                 .where(EntitlementBalance.contract_id == feed.contract_id)
             )
         }
-    calendar = _calendar(ctx, view, feed, bookings, staff, balances)
+    calendar = _calendar(ctx, view, feed, booked, staff, balances)
     return f"{view.contract.reference}.ics", calendar.to_ical()
 
 
@@ -127,7 +130,7 @@ def _calendar(
     ctx: AppContext,
     view: ContractView,
     feed: CalendarFeed,
-    bookings: list[Booking],
+    booked: list[Booking],
     staff: dict[uuid.UUID, User],
     balances: dict[tuple[str, object], int],
 ) -> Calendar:
@@ -140,7 +143,7 @@ def _calendar(
         refresh_interval=timedelta(hours=1),
         uid=f"feed-{feed.id}@entitle",
     )
-    for booking in bookings:
+    for booking in booked:
         calendar.add_component(_booking_event(ctx, view, booking, staff.get(booking.staff_id), now))
     for code, bucket in view.plan.rules.buckets.items():
         allowance = view.allowance(code)
@@ -168,8 +171,7 @@ def _calendar(
 
 def _booking_event(ctx: AppContext, view: ContractView, booking: Booking, staff: User | None, now: datetime) -> Event:
     assert booking.starts_at is not None and booking.ends_at is not None
-    bucket = view.plan.bucket(booking.bucket_code)
-    unit = bucket.ledger_unit if bucket is not None else "activities"
+    unit = bookings.ledger_unit(view.plan, booking)
     lines = [
         f"{booking.activity_name} for contract {view.contract.reference} ({view.plan.rules.name}).",
         f"Uses {format_quantity(booking.units, unit)} of the period {booking.period_start} to {booking.period_end}.",

@@ -23,10 +23,11 @@ from api.programs.schema import Bucket
 from api.services import audit, policy
 from api.services.context import Actor, AppContext
 from api.services.contracts import ContractView, EntitlementPeriod, load_contract_view
-from api.services.paging import check_first, encode_cursor, older_than
+from api.services.paging import cut_page, encode_cursor, newest_first
 from api.services.errors import (
     Conflict,
     ContractInactive,
+    DomainError,
     ErrorCode,
     InsufficientBalance,
     NotFound,
@@ -303,7 +304,11 @@ async def run_idempotent(
             if replay is not None:
                 return replay
             return await work(session, view)
-    except IntegrityError:
+    except (IntegrityError, DomainError):
+        # A racer with the same key may have committed after this transaction looked for the key. Its
+        # entry then trips the unique key here, or (on PostgreSQL, where each statement sees what was
+        # committed before it) what it consumed or reversed makes `work` refuse this request, e.g.
+        # InsufficientBalance. Either way the key's first result is the answer.
         if key is None:
             raise
         async with ctx.db.read() as session:
@@ -598,17 +603,11 @@ async def ledger_page(
 ) -> LedgerPage:
     """A contract's ledger, newest first, paged by keyset on (created_at, id)."""
     policy.require(actor, "contract.read")
-    check_first(first)
-    query = (
-        select(LedgerEntry)
-        .where(LedgerEntry.contract_id == contract_id)
-        .order_by(LedgerEntry.created_at.desc(), LedgerEntry.id.desc())
-        .limit(first + 1)
+    query = newest_first(
+        select(LedgerEntry).where(LedgerEntry.contract_id == contract_id), LedgerEntry.created_at, LedgerEntry.id,
+        first=first, after=after,
     )
-    if after is not None:
-        query = query.where(older_than(LedgerEntry.created_at, LedgerEntry.id, after))
     async with ctx.db.read() as session:
         await load_contract_view(session, actor, contract_id)
         entries = list(await session.scalars(query))
-    page = entries[:first]
-    return LedgerPage(page, len(entries) > first, entry_cursor(page[-1]) if page else None)
+    return LedgerPage(*cut_page(entries, first, entry_cursor))

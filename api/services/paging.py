@@ -5,13 +5,14 @@ from __future__ import annotations
 import base64
 import uuid
 from datetime import datetime
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, and_, or_
+from sqlalchemy import ColumnElement, Select, and_, or_
 
 from api.services.errors import ValidationFailed
 
-__all__ = ["MAX_PAGE", "check_first", "encode_cursor", "older_than"]
+__all__ = ["MAX_PAGE", "check_first", "cut_page", "encode_cursor", "newest_first", "older_than"]
 
 MAX_PAGE = 200
 
@@ -33,3 +34,20 @@ def older_than(at_column: Any, id_column: Any, cursor: str) -> ColumnElement[boo
     except (ValueError, UnicodeDecodeError):
         raise ValidationFailed(f"cursor {cursor!r} is not one this API gave out", field="after") from None
     return or_(at_column < instant, and_(at_column == instant, id_column < row_id))
+
+
+def newest_first(query: Select[Any], at_column: Any, id_column: Any, *, first: int, after: str | None) -> Select[Any]:
+    """`query` newest first on (instant, id), from after the cursor, with one row more than the page so
+    the caller can tell whether another page follows (`cut_page`)."""
+    check_first(first)
+    query = query.order_by(at_column.desc(), id_column.desc()).limit(first + 1)
+    return query if after is None else query.where(older_than(at_column, id_column, after))
+
+
+Row = TypeVar("Row")
+
+
+def cut_page(rows: list[Row], first: int, cursor: Callable[[Row], str]) -> tuple[list[Row], bool, str | None]:
+    """The page, whether another follows, and the cursor of its last row."""
+    page = rows[:first]
+    return page, len(rows) > first, cursor(page[-1]) if page else None

@@ -18,6 +18,7 @@ __all__ = [
     "ACTIONS",
     "OUT_OF_SCOPE_MESSAGE",
     "Rule",
+    "may",
     "partner_link",
     "principals",
     "require",
@@ -90,6 +91,12 @@ ACTIONS: dict[str, Rule] = {
 
 def principals(actor: Actor) -> frozenset[str]:
     return frozenset({actor.kind}) | actor.roles
+
+
+def may(actor: Actor, action: str) -> bool:
+    """Whether the actor may take the action at all (interfaces use it to offer only what may work)."""
+    rule = ACTIONS[action]
+    return rule.allows(actor) and not (rule.writes and actor.read_only)
 
 
 def require(actor: Actor, action: str) -> None:
