@@ -31,8 +31,8 @@ class ReminderRun:
 
 
 async def queue_expiry_reminders(ctx: AppContext) -> ReminderRun:
-    """Check every contract in force today, BATCH at a time: three reads, and one write per batch with
-    something to remind of."""
+    """Check every contract in force today, BATCH at a time: four reads, and for a batch with reminders
+    not queued yet three more and one write."""
     run = ReminderRun()
     utc_day = ctx.now().date()
     after: uuid.UUID | None = None
@@ -40,7 +40,9 @@ async def queue_expiry_reminders(ctx: AppContext) -> ReminderRun:
         # A day either side of the UTC date: each program's own today is decided on its time zone.
         query = (
             select(Contract.id)
-            .where(Contract.effective_date <= utc_day + timedelta(days=1), Contract.end_date >= utc_day - timedelta(days=1))
+            .where(
+                Contract.effective_date <= utc_day + timedelta(days=1), Contract.end_date >= utc_day - timedelta(days=1)
+            )
             .order_by(Contract.id)
             .limit(BATCH)
         )
@@ -51,7 +53,8 @@ async def queue_expiry_reminders(ctx: AppContext) -> ReminderRun:
         if not ids:
             break
         after = ids[-1]
-        in_force = [(view, periods) for view, periods in await contracts.current_entitlements(ctx, REMINDER_ACTOR, ids) if periods]
+        current = await contracts.current_entitlements(ctx, REMINDER_ACTOR, ids)
+        in_force = [(view, periods) for view, periods in current if periods]
         run.contracts += len(in_force)
         expiring = [(view, period) for view, periods in in_force for period in periods if period.expiring_soon]
         run.expiring += len(expiring)
@@ -63,47 +66,58 @@ async def queue_expiry_reminders(ctx: AppContext) -> ReminderRun:
 
 
 async def _queue(ctx: AppContext, expiring: list[tuple[ContractView, EntitlementPeriod]]) -> int:
-    queued = 0
-    async with ctx.db.write() as session:
-        customer_ids = {view.contract.customer_id for view, _ in expiring}
+    """Queue the batch's reminders not queued yet: one read for what is already queued, and only for the
+    rest two reads (customers and correspondents, client managers) and one write, whatever the batch's size.
+    The outbox's unique key still decides when two runs race."""
+    wanted = {
+        f"{_key(view, period)}:{role}": (view, period, role)
+        for view, period in expiring
+        for role in ("correspondent", "client-manager")
+        if role == "correspondent" or view.contract.client_manager_id is not None
+    }
+    async with ctx.db.read() as session:
+        for key in await outbox.queued_keys(session, list(wanted)):
+            del wanted[key]
+        if not wanted:
+            return 0
+        customer_ids = {view.contract.customer_id for view, _, _ in wanted.values()}
         customers = {c.id: c for c in await session.scalars(select(Customer).where(Customer.id.in_(customer_ids)))}
-        manager_ids = {view.contract.client_manager_id for view, _ in expiring} - {None}
+        correspondents = await access.correspondents_in(session, list(customer_ids))
+        manager_ids = {view.contract.client_manager_id for view, _, role in wanted.values() if role == "client-manager"}
         managers = {
             u.id: u
             for u in await session.scalars(
                 select(User).where(User.id.in_(manager_ids), User.kind == UserKind.STAFF, User.active)
             )
-        }
-        correspondents: dict[uuid.UUID, access.Correspondent] = {}
-        for view, period in expiring:
-            contract = view.contract
-            customer = customers[contract.customer_id]
-            if contract.customer_id not in correspondents:
-                correspondents[contract.customer_id] = await access.correspondent_in(session, contract.customer_id)
-            correspondent = correspondents[contract.customer_id]
-            key = f"expiry:{contract.id}:{period.bucket_code}:{period.period.start.isoformat()}"
-            recipients = [
-                (
-                    f"{key}:correspondent",
-                    outbox.Recipient(correspondent.kind, correspondent.name, correspondent.email),
-                    "" if correspondent.kind == "customer" else f"{customer.name} is a customer you manage. ",
-                )
-            ]
-            manager = managers.get(contract.client_manager_id) if contract.client_manager_id else None
-            if manager is not None:
-                recipients.append((
-                    f"{key}:client-manager",
-                    outbox.Recipient("staff", manager.name, manager.email),
-                    f"You are the client manager of this contract: help {customer.name} schedule what is left "
-                    "before the period ends. ",
-                ))
-            for dedupe_key, recipient, opening in recipients:
-                if await outbox.queue(
-                    session, ctx, kind="expiry_reminder", customer_id=contract.customer_id, dedupe_key=dedupe_key,
-                    recipient=recipient, subject=_subject(view, period), body=opening + _body(ctx, view, customer, period),
-                ) is not None:
-                    queued += 1
-    return queued
+        } if manager_ids else {}
+    messages = []
+    for key, (view, period, role) in wanted.items():
+        customer = customers[view.contract.customer_id]
+        if role == "correspondent":
+            found = correspondents[customer.id]
+            recipient = outbox.Recipient(found.kind, found.name, found.email)
+            opening = "" if found.kind == "customer" else f"{customer.name} is a customer you manage. "
+        else:
+            manager = managers.get(view.contract.client_manager_id)
+            if manager is None:
+                continue  # no longer an active staff member: nobody to remind on the provider's side
+            recipient = outbox.Recipient("staff", manager.name, manager.email)
+            opening = (
+                f"You are the client manager of this contract: help {customer.name} schedule what is left before "
+                "the period ends. "
+            )
+        messages.append(outbox.Message(
+            "expiry_reminder", customer.id, key, _subject(view, period), opening + _body(ctx, view, customer, period),
+            recipient,
+        ))
+    if not messages:
+        return 0
+    async with ctx.db.write() as session:
+        return len(await outbox.queue_all(session, ctx, messages))
+
+
+def _key(view: ContractView, period: EntitlementPeriod) -> str:
+    return f"expiry:{view.contract.id}:{period.bucket_code}:{period.period.start.isoformat()}"
 
 
 def _subject(view: ContractView, period: EntitlementPeriod) -> str:

@@ -4,6 +4,7 @@ an actor may file a ticket of a type for a customer (partner links, certificatio
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -24,6 +25,7 @@ __all__ = [
     "check_filing",
     "correspondent",
     "correspondent_in",
+    "correspondents_in",
     "out_of_scope",
 ]
 
@@ -61,20 +63,33 @@ class FilingDecision:
 
 async def correspondent_in(session: AsyncSession, customer_id: uuid.UUID) -> Correspondent:
     """For the jobs that send (replies, notifications, reports): a managed customer is never written to."""
-    customer = await session.get(Customer, customer_id)
-    if customer is None:
+    found = await correspondents_in(session, [customer_id])
+    if customer_id not in found:
         raise NotFound("customer", customer_id, field="customerId")
-    manager = (
-        await session.execute(
-            select(Partner)
-            .join(PartnerCustomer, PartnerCustomer.partner_id == Partner.id)
-            .where(PartnerCustomer.customer_id == customer_id, PartnerCustomer.managed)
-            .order_by(Partner.code)
+    return found[customer_id]
+
+
+async def correspondents_in(session: AsyncSession, customer_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Correspondent]:
+    """`correspondent_in` for many customers in two statements; unknown customers are left out."""
+    ids = set(customer_ids)
+    customers = {c.id: c for c in await session.scalars(select(Customer).where(Customer.id.in_(ids)))}
+    managers: dict[uuid.UUID, Partner] = {}
+    for customer_id, partner in await session.execute(
+        select(PartnerCustomer.customer_id, Partner)
+        .join(Partner, Partner.id == PartnerCustomer.partner_id)
+        .where(PartnerCustomer.customer_id.in_(ids), PartnerCustomer.managed)
+        .order_by(Partner.code)
+    ):
+        managers.setdefault(customer_id, partner)  # one managing partner (the first by code) is written to
+    found = {}
+    for ident, customer in customers.items():
+        manager = managers.get(ident)
+        found[ident] = (
+            Correspondent("partner", manager.name, manager.email, ident, manager.id)
+            if manager is not None
+            else Correspondent("customer", customer.name, customer.email, ident, None)
         )
-    ).scalars().first()
-    if manager is not None:
-        return Correspondent("partner", manager.name, manager.email, customer_id, manager.id)
-    return Correspondent("customer", customer.name, customer.email, customer_id, None)
+    return found
 
 
 async def _visible_customer(session: AsyncSession, actor: Actor, customer_id: uuid.UUID) -> Customer:

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.domain.catalog import Offer, contract_catalog, plan_catalog
@@ -205,10 +205,11 @@ async def _client_manager(session: AsyncSession, email: str | None) -> uuid.UUID
     """The staff user a contract is assigned to, named by e-mail address."""
     if email is None:
         return None
+    email = email.strip().lower()
     check_email(email, field="clientManagerEmail")
     user = await session.scalar(
         select(User).where(
-            User.email == email.strip().lower(),
+            User.email == email,
             User.kind == UserKind.STAFF,
             User.staff_role.in_([StaffRole.CLIENT_MANAGER, StaffRole.ADMIN]),
             User.active,
@@ -341,11 +342,7 @@ async def _entitlements(
     ctx: AppContext, actor: Actor, requests: Sequence[tuple[uuid.UUID, date | None]]
 ) -> tuple[dict[uuid.UUID, ContractView], dict[tuple[uuid.UUID, date | None], list[EntitlementPeriod]]]:
     async with ctx.db.read() as session:
-        ids = {contract_id for contract_id, _ in requests}
-        views = {
-            contract.id: ContractView(contract, plan_view(plan, program))
-            for contract, plan, program in await session.execute(_contract_views_query(actor).where(Contract.id.in_(ids)))
-        }
+        views = await _views(session, actor, {contract_id for contract_id, _ in requests})
         wanted: list[tuple[tuple[uuid.UUID, date | None], ContractView, str, Period]] = []
         for key in requests:
             view = views.get(key[0])
@@ -364,11 +361,35 @@ async def _entitlements(
     return views, result
 
 
+async def _views(session: AsyncSession, actor: Actor, ids: set[uuid.UUID]) -> dict[uuid.UUID, ContractView]:
+    """The visible contracts among `ids` with their plans, in two statements: each program's document is
+    read once, however many contracts share it."""
+    rows = (
+        await session.execute(
+            policy.visible_contracts(actor)
+            .add_columns(PlanRecord)
+            .join(PlanRecord, PlanRecord.id == Contract.plan_id)
+            .where(Contract.id.in_(ids))
+        )
+    ).all()
+    if not rows:
+        return {}
+    records = {
+        record.id: record
+        for record in await session.scalars(
+            select(ProgramRecord).where(ProgramRecord.id.in_({plan.program_id for _, plan in rows}))
+        )
+    }
+    return {contract.id: ContractView(contract, plan_view(plan, records[plan.program_id])) for contract, plan in rows}
+
+
 async def _consumed(
     session: AsyncSession, keys: Sequence[tuple[uuid.UUID, str, date]]
 ) -> dict[tuple[uuid.UUID, str, date], tuple[int, int]]:
-    """(consumed, overage) of each balance row asked for."""
-    if not keys:
+    """(consumed, overage) of each balance row asked for, in one statement whose size grows with the number
+    of contracts and period starts, not of their combinations."""
+    wanted = set(keys)
+    if not wanted:
         return {}
     rows = await session.execute(
         select(
@@ -378,19 +399,11 @@ async def _consumed(
             EntitlementBalance.consumed,
             EntitlementBalance.overage,
         ).where(
-            or_(
-                *(
-                    and_(
-                        EntitlementBalance.contract_id == contract_id,
-                        EntitlementBalance.bucket_code == bucket_code,
-                        EntitlementBalance.period_start == start,
-                    )
-                    for contract_id, bucket_code, start in set(keys)
-                )
-            )
+            EntitlementBalance.contract_id.in_({contract_id for contract_id, _, _ in wanted}),
+            EntitlementBalance.period_start.in_({start for _, _, start in wanted}),
         )
     )
-    return {(c, b, s): (consumed, overage) for c, b, s, consumed, overage in rows}
+    return {(c, b, s): (consumed, overage) for c, b, s, consumed, overage in rows if (c, b, s) in wanted}
 
 
 async def entitlements(

@@ -6,8 +6,10 @@ nothing here sends."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -15,7 +17,7 @@ from api.models import OutboxMessage
 from api.services import access
 from api.services.context import AppContext
 
-__all__ = ["SUBJECT_MAX", "Recipient", "queue"]
+__all__ = ["SUBJECT_MAX", "Message", "Recipient", "queue", "queue_all", "queued_keys"]
 
 SUBJECT_MAX = 300
 
@@ -27,8 +29,21 @@ class Recipient:
     email: str | None
 
 
+@dataclass(frozen=True)
+class Message:
+    kind: str
+    customer_id: uuid.UUID
+    dedupe_key: str  # names the logical message: a second one with the same key is never queued
+    subject: str
+    body: str
+    recipient: Recipient
+    ticket_id: uuid.UUID | None = None
+
+
 # INSERT … ON CONFLICT DO NOTHING on both backends Entitle runs on.
 _INSERT = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
+# Rows per INSERT statement: well inside SQLite's limit on bound parameters.
+_CHUNK = 500
 
 
 async def queue(
@@ -50,26 +65,52 @@ async def queue(
     if recipient is None:
         correspondent = await access.correspondent_in(session, customer_id)
         recipient = Recipient(correspondent.kind, correspondent.name, correspondent.email)
-    if len(subject) > SUBJECT_MAX:
-        subject = subject[: SUBJECT_MAX - 1] + "…"
-    statement = (
-        _INSERT[session.get_bind().dialect.name](OutboxMessage)
-        .values(
-            id=uuid.uuid4(),
-            dedupe_key=dedupe_key,
-            kind=kind,
-            ticket_id=ticket_id,
-            customer_id=customer_id,
-            recipient_kind=recipient.kind,
-            recipient_name=recipient.name,
-            recipient_email=recipient.email,
-            subject=subject,
-            body=body,
-            created_at=ctx.now(),
-            attempts=0,
+    queued = await queue_all(session, ctx, [Message(kind, customer_id, dedupe_key, subject, body, recipient, ticket_id)])
+    return queued[0] if queued else None
+
+
+async def queue_all(session: AsyncSession, ctx: AppContext, messages: Sequence[Message]) -> list[uuid.UUID]:
+    """Queue many messages in the caller's transaction, a few statements for any number; returns the ids
+    of those newly queued (a message whose key is already queued is skipped, even when two writers race:
+    the unique key decides, no error)."""
+    insert = _INSERT[session.get_bind().dialect.name]
+    now = ctx.now()
+    queued: list[uuid.UUID] = []
+    for start in range(0, len(messages), _CHUNK):
+        rows = [
+            {
+                "id": uuid.uuid4(),
+                "dedupe_key": m.dedupe_key,
+                "kind": m.kind,
+                "ticket_id": m.ticket_id,
+                "customer_id": m.customer_id,
+                "recipient_kind": m.recipient.kind,
+                "recipient_name": m.recipient.name,
+                "recipient_email": m.recipient.email,
+                "subject": m.subject if len(m.subject) <= SUBJECT_MAX else m.subject[: SUBJECT_MAX - 1] + "…",
+                "body": m.body,
+                "created_at": now,
+                "attempts": 0,
+            }
+            for m in messages[start : start + _CHUNK]
+        ]
+        statement = (
+            insert(OutboxMessage)
+            .values(rows)
+            .on_conflict_do_nothing(index_elements=[OutboxMessage.dedupe_key])
+            .returning(OutboxMessage.id)
         )
-        # One row per logical message even when two writers race: the unique key decides, no error.
-        .on_conflict_do_nothing(index_elements=[OutboxMessage.dedupe_key])
-        .returning(OutboxMessage.id)
-    )
-    return (await session.execute(statement)).scalar_one_or_none()
+        queued += (await session.execute(statement)).scalars()
+    return queued
+
+
+async def queued_keys(session: AsyncSession, keys: Sequence[str]) -> set[str]:
+    """Which of these dedupe keys are queued already."""
+    found: set[str] = set()
+    for start in range(0, len(keys), _CHUNK):
+        found |= set(
+            await session.scalars(
+                select(OutboxMessage.dedupe_key).where(OutboxMessage.dedupe_key.in_(keys[start : start + _CHUNK]))
+            )
+        )
+    return found
