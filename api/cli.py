@@ -69,7 +69,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     print("programs: " + ", ".join(report.programs))
     print(
         f"created {report.customers_created} customer(s), {report.partners_created} partner(s), "
-        f"{report.contracts_created} contract(s), {report.users_created} user(s); "
+        f"{report.contracts_created} contract(s), {report.users_created} user(s), {report.bookings} booking(s); "
         f"{len(report.contract_references)} demo contracts in all"
     )
     print("demo logins (local use only) at http://127.0.0.1:8000/login:")

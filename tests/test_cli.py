@@ -13,9 +13,9 @@ from sqlalchemy import Engine, create_engine, func, pool, select
 from api.cli import main
 from api.config import PROJECT_ROOT
 from api.db import sync_url
-from api.models import Contract, EntitlementBalance, LedgerEntry, PlanRecord, ProgramRecord
+from api.models import Booking, BookingStatus, Contract, EntitlementBalance, LedgerEntry, PlanRecord, ProgramRecord
 from api.programs.loader import read_program_file
-from api.services.demo import USERS
+from api.services.demo import DEMO_BOOKINGS, USERS
 from tests.factories import small_program
 
 PROGRAMS = sorted((PROJECT_ROOT / "programs").glob("*.toml"))
@@ -141,7 +141,10 @@ def test_demo_creates_a_contract_for_every_plan_and_is_idempotent(engine, capsys
     }
     assert main(["demo"]) == 0
     out = capsys.readouterr().out
-    assert f"{len(plans)} contract(s), {len(USERS)} user(s); {len(plans)} demo contracts in all" in out
+    assert (
+        f"{len(plans)} contract(s), {len(USERS)} user(s), {len(DEMO_BOOKINGS)} booking(s); "
+        f"{len(plans)} demo contracts in all"
+    ) in out
     with engine.connect() as conn:
         contracted = set(
             conn.execute(
@@ -157,10 +160,18 @@ def test_demo_creates_a_contract_for_every_plan_and_is_idempotent(engine, capsys
 
     assert main(["demo"]) == 0
     out = capsys.readouterr().out
-    assert "created 0 customer(s), 0 partner(s), 0 contract(s), 0 user(s)" in out
+    assert "created 0 customer(s), 0 partner(s), 0 contract(s), 0 user(s), 0 booking(s)" in out
     assert all(f"{code} (unchanged)" in out for code, _ in plans)
     assert count(engine, Contract) == len(plans)
     assert ledger_rows(engine) == ledger
+    with engine.connect() as conn:
+        booked = conn.execute(
+            select(Contract.reference, Booking.activity_code, Booking.status).join(Contract, Contract.id == Booking.contract_id)
+        ).all()
+    assert sorted(booked) == sorted(
+        (reference, activity, BookingStatus.SCHEDULED if scheduled else BookingStatus.REQUESTED)
+        for reference, activity, scheduled in DEMO_BOOKINGS
+    )
 
     assert main(["reconcile"]) == 0
     assert capsys.readouterr().out.strip().endswith("0 mismatch(es)")

@@ -7,16 +7,17 @@ so running it again changes nothing.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
 from api.domain.periods import add_months
-from api.models import Contract, Customer, Partner, StaffRole, User, UserKind
+from api.models import Booking, Contract, Customer, Partner, StaffRole, User, UserKind
 from api.programs.loader import read_program_file
-from api.services import contracts, identity, ledger, parties, programs
+from api.services import bookings, contracts, identity, ledger, parties, programs
 from api.services.context import Actor, AppContext
 
 __all__ = ["DemoReport", "load_demo"]
@@ -37,10 +38,11 @@ PARTNERS = [
     ("bluefin-digital", "Bluefin Digital", "hello@bluefin.example", None),
 ]
 LINKS = [
-    # (partner, customer, managed, production access)
-    ("northwind-solutions", "globex", True, True),
-    ("northwind-solutions", "acme-retail", False, False),  # works with Acme, does not manage it
-    ("bluefin-digital", "initech", True, False),
+    # (partner, customer, managed, production access, may book and take part in activities)
+    ("northwind-solutions", "globex", True, True, True),
+    # Works with Acme without managing it: Acme lets it take part in activities (it cannot book them).
+    ("northwind-solutions", "acme-retail", False, False, True),
+    ("bluefin-digital", "initech", True, False, False),
 ]
 # Which customer holds the demo contract of each plan, and the per-contract allowances of Custom plans.
 CUSTOMER_OF_PROGRAM = {
@@ -78,6 +80,7 @@ class DemoReport:
     consumptions: int = 0
     contract_references: list[str] = field(default_factory=list)
     users_created: int = 0
+    bookings: int = 0
     logins: list[tuple[str, str, str]] = field(default_factory=list)  # (e-mail, password, who)
 
 
@@ -107,7 +110,7 @@ async def load_demo(ctx: AppContext, programs_dir: Path) -> DemoReport:
                 ctx, ACTOR, parties.NewPartner(code=code, name=name, email=email, certified_until_date=until)
             )
             report.partners_created += 1
-    for partner, customer, managed, production in LINKS:
+    for partner, customer, managed, production, books in LINKS:
         await parties.link_partner(
             ctx,
             ACTOR,
@@ -115,6 +118,7 @@ async def load_demo(ctx: AppContext, programs_dir: Path) -> DemoReport:
             customer_id=customers[customer].id,
             managed=managed,
             production_access=production,
+            can_book_activities=books,
         )
 
     for email, name, kind, role, customer, partner in USERS:
@@ -164,7 +168,42 @@ async def load_demo(ctx: AppContext, programs_dir: Path) -> DemoReport:
                 )
                 report.contracts_created += 1
             report.consumptions += await _demo_consumption(ctx, reference, plan.rules.buckets, today)
+    report.bookings += await _demo_bookings(ctx, today)
     return report
+
+
+# Bookings on these contracts: (reference, activity, scheduled too).
+DEMO_BOOKINGS = [
+    ("DEMO-ADVISORY-ASSURE-MEDIUM", "code-review", True),
+    ("DEMO-ADVISORY-ASSURE-MEDIUM", "advisory-call", False),
+    ("DEMO-PREMIUM-AVAILABILITY-PREMIUM-16", "schema-review", True),
+]
+
+
+async def _demo_bookings(ctx: AppContext, today: date) -> int:
+    """A week from today: one activity scheduled (10:00 in the program's time zone) and one only requested,
+    on contracts that have no bookings yet, so a later run adds none."""
+    made = 0
+    day = today + timedelta(days=7)
+    for reference, activity, scheduled in DEMO_BOOKINGS:
+        async with ctx.db.read() as session:
+            contract = await session.scalar(select(Contract).where(Contract.reference == reference))
+            if contract is None or not contract.is_active_on(day):
+                continue
+            booked_before = await session.scalar(
+                select(Booking.id).where(Booking.contract_id == contract.id, Booking.activity_code == activity)
+            )
+        if booked_before is not None:
+            continue
+        outcome = await bookings.book_activity(
+            ctx, ACTOR, bookings.NewBooking(contract.id, activity, day, note="Demo: booked by the demo data")
+        )
+        if scheduled:
+            plan = (await programs.get_plans_by_ids(ctx, ACTOR, [contract.plan_id]))[contract.plan_id]
+            starts = datetime.combine(day, time(10), ZoneInfo(plan.program.timezone))
+            await bookings.schedule_booking(ctx, ACTOR, bookings.Schedule(outcome.booking.id, starts))
+        made += 1
+    return made
 
 
 async def _demo_consumption(ctx: AppContext, reference: str, buckets: dict, today: date) -> int:
