@@ -13,10 +13,11 @@ import secrets
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit
+from zoneinfo import ZoneInfo
 
 from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
@@ -28,9 +29,9 @@ from starlette.templating import Jinja2Templates
 
 from api.auth import CSRF_HEADER, SESSION_COOKIE, csrf_matches
 from api.domain.units import format_quantity
-from api.services import calendar_feeds, contracts, identity, ledger, parties, programs
+from api.services import bookings, calendar_feeds, contracts, identity, ledger, parties, policy, programs
 from api.services.context import Actor, AppContext
-from api.services.errors import AuthenticationFailed, DomainError, NotFound, TooManyAttempts
+from api.services.errors import AuthenticationFailed, DomainError, NotFound, TooManyAttempts, ValidationFailed
 
 __all__ = [
     "CSRF_FIELD",
@@ -74,7 +75,13 @@ def _template_globals(request: Request) -> dict[str, Any]:
 templates = Jinja2Templates(directory=HERE / "templates", context_processors=[_template_globals])
 
 
+def _local(instant: datetime, timezone: str, pattern: str = "%Y-%m-%d %H:%M") -> str:
+    """An instant as the wall-clock time of a zone (the program's: every time on a contract page is in it)."""
+    return instant.astimezone(ZoneInfo(timezone)).strftime(pattern)
+
+
 templates.env.filters["quantity"] = format_quantity
+templates.env.filters["local"] = _local
 
 
 def _app(request: Request) -> AppContext:
@@ -342,14 +349,16 @@ def _parse_day(value: str | None) -> date | None:
         raise HTTPException(400, f"{value!r} is not a date (YYYY-MM-DD)") from None
 
 
-@portal_view
-async def contract_page(request: Request, session: PortalSession) -> Response:
-    app, actor = _app(request), session.actor
+def _path_id(request: Request, name: str, what: str) -> uuid.UUID:
     try:
-        contract_id = uuid.UUID(request.path_params["contract_id"])
+        return uuid.UUID(request.path_params[name])
     except ValueError:
-        raise HTTPException(404, "no such contract") from None
-    on = _parse_day(request.query_params.get("on"))
+        raise HTTPException(404, f"no such {what}") from None
+
+
+async def _contract_context(request: Request, session: PortalSession, contract_id: uuid.UUID, on: date | None) -> dict[str, Any]:
+    """Everything the contract page shows: terms, entitlements, bookings, calendar feeds, latest ledger entries."""
+    app, actor = _app(request), session.actor
     try:
         # A contract outside the actor's reach is answered exactly like an unknown one.
         contract = await contracts.get_contract(app, actor, contract_id)
@@ -357,19 +366,196 @@ async def contract_page(request: Request, session: PortalSession) -> Response:
         page = await ledger.ledger_page(app, actor, contract_id, first=20)
     except DomainError as exc:
         raise HTTPException(404, exc.message) from None
-    plans = await programs.get_plans_by_ids(app, actor, [contract.plan_id])
+    plan = (await programs.get_plans_by_ids(app, actor, [contract.plan_id]))[contract.plan_id]
     customers = await parties.get_customers_by_ids(app, actor, [contract.customer_id])
-    context = {
+    booked = await bookings.list_bookings(app, actor, contract_id=contract_id, first=50)
+    details = await bookings.booking_details(app, actor, [b.id for b in booked.bookings])
+    staff_ids = [b.staff_id for b in booked.bookings if b.staff_id] + [contract.client_manager_id] * bool(contract.client_manager_id)
+    may = {name: policy.may(actor, action) for name, action in _PORTAL_ACTIONS.items()}
+    return {
         "contract": contract,
-        "plan": plans[contract.plan_id],
+        "plan": plan,
         "customer": customers.get(contract.customer_id),
         "periods": periods,
         "on": on,
-        "today": app.today(plans[contract.plan_id].program.timezone),
+        "today": app.today(plan.program.timezone),
+        "now": app.now(),
         "entries": page.entries,
         "actor": actor,
+        "bookings": booked.bookings,
+        "details": details,
+        "staff": await contracts.get_staff_by_ids(app, actor, staff_ids) if staff_ids else {},
+        "offers": contracts.ContractView(contract, plan).catalog(),
+        "partners_offered": await bookings.participants_offered(app, actor, contract_id) if may["book"] else [],
+        "feeds": (await calendar_feeds.list_feeds(app, actor, [contract_id]))[contract_id],
+        "may": may,
+        # Sent back with the booking form as its idempotency key: a form posted twice books once.
+        "request_key": uuid.uuid4().hex,
     }
+
+
+# What the contract page offers each actor; the services still decide every request.
+_PORTAL_ACTIONS = {"book": "booking.create", "cancel": "booking.cancel", "manage": "booking.manage", "feeds": "feed.manage"}
+
+
+@portal_view
+async def contract_page(request: Request, session: PortalSession) -> Response:
+    contract_id = _path_id(request, "contract_id", "contract")
+    context = await _contract_context(request, session, contract_id, _parse_day(request.query_params.get("on")))
     return _render(request, "contract.html", "partials/entitlements.html", context)
+
+
+async def _after_change(
+    request: Request,
+    session: PortalSession,
+    contract_id: uuid.UUID,
+    *,
+    notice: str | None = None,
+    error: DomainError | None = None,
+    feed_url: str | None = None,
+) -> Response:
+    """The answer to a form on the contract page. htmx swaps the contract panel (entitlements, bookings,
+    feeds) in place, with the notice or the refusal; a plain form gets the page again after a success (303),
+    or the page with the refusal (422). A new feed's secret address is shown once, so it is rendered."""
+    if error is None and feed_url is None and not _is_htmx(request):
+        return _see_other(request, request.url_for("contract", contract_id=contract_id).path)
+    context = await _contract_context(request, session, contract_id, None)
+    context.update(notice=notice, error=None if error is None else error.message, feed_url=feed_url)
+    status = 422 if error is not None else 200
+    return _render(request, "contract.html", "partials/contract_panel.html", context, status_code=status)
+
+
+def _form_day(value: str, field: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise ValidationFailed(f"{value!r} is not a date (YYYY-MM-DD)", field=field) from None
+
+
+def _form_ids(form: FormData, name: str) -> list[uuid.UUID]:
+    try:
+        return [uuid.UUID(str(value)) for value in form.getlist(name)]
+    except ValueError:
+        raise ValidationFailed("a partner chosen is not one this portal offered", field="partnerIds") from None
+
+
+@portal_view
+async def book(request: Request, session: PortalSession) -> Response:
+    contract_id = _path_id(request, "contract_id", "contract")
+    form = await request.form()
+    try:
+        outcome = await bookings.book_activity(
+            _app(request),
+            session.actor,
+            bookings.NewBooking(
+                contract_id=contract_id,
+                activity=_field(form, "activity"),
+                on=_form_day(_field(form, "on"), "on"),
+                note=_field(form, "note"),
+                partner_ids=_form_ids(form, "partner"),
+                # One click, one booking: a form sent twice (a double click, a retried request) books once.
+                idempotency_key=_field(form, "request_key") or None,
+            ),
+        )
+    except DomainError as exc:
+        return await _after_change(request, session, contract_id, error=exc)
+    booking = outcome.booking
+    return await _after_change(
+        request, session, contract_id,
+        notice=f"Requested {booking.activity_name} for {booking.requested_date}: the client manager schedules it.",
+    )
+
+
+async def _booking_contract(request: Request, session: PortalSession, booking_id: uuid.UUID) -> uuid.UUID:
+    found = await bookings.get_bookings(_app(request), session.actor, [booking_id])
+    if booking_id not in found:
+        raise HTTPException(404, f"booking {booking_id} does not exist")
+    return found[booking_id].contract_id
+
+
+@portal_view
+async def cancel_booking(request: Request, session: PortalSession) -> Response:
+    booking_id = _path_id(request, "booking_id", "booking")
+    contract_id = await _booking_contract(request, session, booking_id)
+    form = await request.form()
+    try:
+        outcome = await bookings.cancel_booking(_app(request), session.actor, booking_id, _field(form, "reason"))
+    except DomainError as exc:
+        return await _after_change(request, session, contract_id, error=exc)
+    return await _after_change(
+        request, session, contract_id, notice=f"Cancelled {outcome.booking.activity_name}: its units are available again."
+    )
+
+
+@portal_view
+async def schedule_booking(request: Request, session: PortalSession) -> Response:
+    booking_id = _path_id(request, "booking_id", "booking")
+    contract_id = await _booking_contract(request, session, booking_id)
+    form = await request.form()
+    try:
+        plan = await _plan_of(request, session, contract_id)
+        try:
+            local = datetime.fromisoformat(_field(form, "starts_at"))
+        except ValueError:
+            raise ValidationFailed("give the start as a date and a time", field="startsAt") from None
+        minutes = _field(form, "duration_minutes").strip()
+        if minutes and not minutes.isdigit():
+            raise ValidationFailed(f"{minutes!r} is not a number of minutes", field="durationMinutes")
+        booking = await bookings.schedule_booking(
+            _app(request),
+            session.actor,
+            bookings.Schedule(
+                booking_id=booking_id,
+                # The form's local time is the program's: that is the zone every time on the page is shown in.
+                starts_at=local.replace(tzinfo=ZoneInfo(plan.program.timezone)),
+                duration_minutes=int(minutes) if minutes else None,
+                staff_email=_field(form, "staff_email").strip() or None,
+            ),
+        )
+    except DomainError as exc:
+        return await _after_change(request, session, contract_id, error=exc)
+    return await _after_change(request, session, contract_id, notice=f"Scheduled {booking.activity_name}.")
+
+
+@portal_view
+async def deliver_booking(request: Request, session: PortalSession) -> Response:
+    booking_id = _path_id(request, "booking_id", "booking")
+    contract_id = await _booking_contract(request, session, booking_id)
+    form = await request.form()
+    try:
+        booking = await bookings.deliver_booking(_app(request), session.actor, booking_id, _field(form, "note"))
+    except DomainError as exc:
+        return await _after_change(request, session, contract_id, error=exc)
+    return await _after_change(request, session, contract_id, notice=f"{booking.activity_name} delivered.")
+
+
+async def _plan_of(request: Request, session: PortalSession, contract_id: uuid.UUID) -> programs.PlanView:
+    contract = await contracts.get_contract(_app(request), session.actor, contract_id)
+    return (await programs.get_plans_by_ids(_app(request), session.actor, [contract.plan_id]))[contract.plan_id]
+
+
+@portal_view
+async def create_feed(request: Request, session: PortalSession) -> Response:
+    contract_id = _path_id(request, "contract_id", "contract")
+    form = await request.form()
+    try:
+        _, secret = await calendar_feeds.create_feed(_app(request), session.actor, contract_id, _field(form, "name"))
+    except DomainError as exc:
+        return await _after_change(request, session, contract_id, error=exc)
+    return await _after_change(request, session, contract_id, feed_url=calendar_feeds.feed_url(_app(request), secret))
+
+
+@portal_view
+async def revoke_feed(request: Request, session: PortalSession) -> Response:
+    feed_id = _path_id(request, "feed_id", "calendar feed")
+    contract_id = _path_id(request, "contract_id", "contract")
+    try:
+        feed = await calendar_feeds.revoke_feed(_app(request), session.actor, feed_id)
+    except NotFound as exc:
+        raise HTTPException(404, exc.message) from None
+    except DomainError as exc:
+        return await _after_change(request, session, contract_id, error=exc)
+    return await _after_change(request, session, feed.contract_id, notice=f"Revoked the feed {feed.name!r}.")
 
 
 @portal_view
@@ -418,6 +604,12 @@ def portal_routes() -> list[Route]:
         Route("/logout", logout, methods=["POST"], name="logout"),
         Route("/", home, name="home"),
         Route("/contracts/{contract_id}", contract_page, name="contract"),
+        Route("/contracts/{contract_id}/bookings", book, methods=["POST"], name="book"),
+        Route("/contracts/{contract_id}/feeds", create_feed, methods=["POST"], name="create_feed"),
+        Route("/contracts/{contract_id}/feeds/{feed_id}/revoke", revoke_feed, methods=["POST"], name="revoke_feed"),
+        Route("/bookings/{booking_id}/cancel", cancel_booking, methods=["POST"], name="cancel_booking"),
+        Route("/bookings/{booking_id}/schedule", schedule_booking, methods=["POST"], name="schedule_booking"),
+        Route("/bookings/{booking_id}/deliver", deliver_booking, methods=["POST"], name="deliver_booking"),
         Route("/programs", programs_page, name="programs"),
         Route("/calendar/{secret}.ics", calendar_feed, name="calendar_feed"),
     ]

@@ -76,7 +76,8 @@ async def test_contract_page_formats_hours(portal, ctx, make_contract):
     page = (await portal.get(f"/contracts/{contract.id}")).text
     [row] = entitlement_rows(page)
     assert row[1:5] == ["2026-02-15 – 2026-03-31", "16 h", "1 h 30 min", "14 h 30 min"]
-    assert row[5] == "in 21 days (2026-03-31)"
+    # The quarter ends within the 30 warning days with hours left: the customer is warned.
+    assert row[5] == "in 21 days (2026-03-31) 14 h 30 min expire unless used"
 
 
 async def test_contract_page_with_nothing_consumed(portal, make_contract):
