@@ -473,26 +473,35 @@ async def _booking_contract(request: Request, session: PortalSession, booking_id
     return found[booking_id].contract_id
 
 
-@portal_view
-async def cancel_booking(request: Request, session: PortalSession) -> Response:
+async def _on_booking(
+    request: Request,
+    session: PortalSession,
+    act: Callable[[uuid.UUID, uuid.UUID, FormData], Awaitable[str]],
+) -> Response:
+    """A form about one booking: `act(booking_id, contract_id, form)` changes it through the services and
+    says what it did; the answer is that of every form on the contract page."""
     booking_id = _path_id(request, "booking_id", "booking")
     contract_id = await _booking_contract(request, session, booking_id)
     form = await request.form()
     try:
-        outcome = await bookings.cancel_booking(_app(request), session.actor, booking_id, _field(form, "reason"))
+        notice = await act(booking_id, contract_id, form)
     except DomainError as exc:
         return await _after_change(request, session, contract_id, error=exc)
-    return await _after_change(
-        request, session, contract_id, notice=f"Cancelled {outcome.booking.activity_name}: its units are available again."
-    )
+    return await _after_change(request, session, contract_id, notice=notice)
+
+
+@portal_view
+async def cancel_booking(request: Request, session: PortalSession) -> Response:
+    async def act(booking_id: uuid.UUID, contract_id: uuid.UUID, form: FormData) -> str:
+        outcome = await bookings.cancel_booking(_app(request), session.actor, booking_id, _field(form, "reason"))
+        return f"Cancelled {outcome.booking.activity_name}: its units are available again."
+
+    return await _on_booking(request, session, act)
 
 
 @portal_view
 async def schedule_booking(request: Request, session: PortalSession) -> Response:
-    booking_id = _path_id(request, "booking_id", "booking")
-    contract_id = await _booking_contract(request, session, booking_id)
-    form = await request.form()
-    try:
+    async def act(booking_id: uuid.UUID, contract_id: uuid.UUID, form: FormData) -> str:
         plan = await _plan_of(request, session, contract_id)
         try:
             local = datetime.fromisoformat(_field(form, "starts_at"))
@@ -512,21 +521,18 @@ async def schedule_booking(request: Request, session: PortalSession) -> Response
                 staff_email=_field(form, "staff_email").strip() or None,
             ),
         )
-    except DomainError as exc:
-        return await _after_change(request, session, contract_id, error=exc)
-    return await _after_change(request, session, contract_id, notice=f"Scheduled {booking.activity_name}.")
+        return f"Scheduled {booking.activity_name}."
+
+    return await _on_booking(request, session, act)
 
 
 @portal_view
 async def deliver_booking(request: Request, session: PortalSession) -> Response:
-    booking_id = _path_id(request, "booking_id", "booking")
-    contract_id = await _booking_contract(request, session, booking_id)
-    form = await request.form()
-    try:
+    async def act(booking_id: uuid.UUID, contract_id: uuid.UUID, form: FormData) -> str:
         booking = await bookings.deliver_booking(_app(request), session.actor, booking_id, _field(form, "note"))
-    except DomainError as exc:
-        return await _after_change(request, session, contract_id, error=exc)
-    return await _after_change(request, session, contract_id, notice=f"{booking.activity_name} delivered.")
+        return f"{booking.activity_name} delivered."
+
+    return await _on_booking(request, session, act)
 
 
 async def _plan_of(request: Request, session: PortalSession, contract_id: uuid.UUID) -> programs.PlanView:

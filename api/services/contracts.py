@@ -323,7 +323,7 @@ async def get_contracts_by_ids(
 async def entitlements_for_contracts(
     ctx: AppContext, actor: Actor, requests: Sequence[tuple[uuid.UUID, date | None]]
 ) -> dict[tuple[uuid.UUID, date | None], list[EntitlementPeriod]]:
-    """Each contract's periods containing the given day (today when None), in two queries for any number."""
+    """Each contract's periods containing the given day (today when None), in three statements for any number."""
     policy.require(actor, "contract.read")
     return (await _entitlements(ctx, actor, requests))[1]
 
@@ -332,7 +332,7 @@ async def current_entitlements(
     ctx: AppContext, actor: Actor, contract_ids: Sequence[uuid.UUID]
 ) -> list[tuple[ContractView, list[EntitlementPeriod]]]:
     """Each visible contract with its buckets' periods containing today (none where the contract is not in
-    force today), in two queries for any number."""
+    force today), in three statements for any number."""
     policy.require(actor, "contract.read")
     views, found = await _entitlements(ctx, actor, [(ident, None) for ident in contract_ids])
     return [(views[ident], found[(ident, None)]) for ident in contract_ids if ident in views]
