@@ -66,7 +66,7 @@ async def revoke_feed(ctx: AppContext, actor: Actor, feed_id: uuid.UUID) -> Cale
         feed = await session.scalar(
             select(CalendarFeed)
             .where(CalendarFeed.id == feed_id)
-            .where(CalendarFeed.contract_id.in_(policy.visible_contracts(actor).with_only_columns(Contract.id)))
+            .where(CalendarFeed.contract_id.in_(policy.visible_contract_ids(actor)))
         )
         if feed is None:
             raise NotFound("calendar feed", feed_id, field="id")
@@ -90,7 +90,7 @@ async def list_feeds(
         for feed in await session.scalars(
             select(CalendarFeed)
             .where(CalendarFeed.contract_id.in_(set(contract_ids)))
-            .where(CalendarFeed.contract_id.in_(policy.visible_contracts(actor).with_only_columns(Contract.id)))
+            .where(CalendarFeed.contract_id.in_(policy.visible_contract_ids(actor)))
             .order_by(CalendarFeed.created_at.desc(), CalendarFeed.id.desc())
         ):
             found[feed.contract_id].append(feed)

@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.domain.periods import Period
-from api.models import Contract, EntitlementBalance, LedgerEntry, LedgerKind
+from api.models import EntitlementBalance, LedgerEntry, LedgerKind
 from api.programs.schema import Bucket
 from api.services import audit, policy
 from api.services.context import Actor, AppContext
@@ -494,7 +494,7 @@ async def reverse_entry(
         original = await session.scalar(
             select(LedgerEntry)
             .where(LedgerEntry.id == entry_id)
-            .where(LedgerEntry.contract_id.in_(policy.visible_contracts(actor).with_only_columns(Contract.id)))
+            .where(LedgerEntry.contract_id.in_(policy.visible_contract_ids(actor)))
         )
     if original is None:
         raise NotFound("ledger entry", entry_id, field="entryId")

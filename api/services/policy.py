@@ -26,6 +26,7 @@ __all__ = [
     "visible_customers",
     "visible_audit",
     "visible_bookings",
+    "visible_contract_ids",
     "visible_partners",
     "visible_tickets",
 ]
@@ -131,6 +132,11 @@ def visible_contracts(actor: Actor) -> Select[tuple[Contract]]:
     return query.where(False)
 
 
+def visible_contract_ids(actor: Actor) -> Select[tuple[uuid.UUID]]:
+    """The ids of the contracts the actor sees, for rows that belong to a contract (entries, bookings, feeds)."""
+    return visible_contracts(actor).with_only_columns(Contract.id)
+
+
 def visible_tickets(actor: Actor) -> Select[tuple[Ticket]]:
     """A customer sees its own tickets; a partner those of the customers it may file for; a client
     manager those on the contracts assigned to them; other staff all."""
@@ -152,7 +158,7 @@ def visible_bookings(actor: Actor) -> Select[tuple[Booking]]:
     query = select(Booking)
     if _sees_everything(actor):
         return query
-    return query.where(Booking.contract_id.in_(visible_contracts(actor).with_only_columns(Contract.id)))
+    return query.where(Booking.contract_id.in_(visible_contract_ids(actor)))
 
 
 def visible_customers(actor: Actor) -> Select[tuple[Customer]]:
