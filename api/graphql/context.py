@@ -8,22 +8,14 @@ from datetime import date
 
 from strawberry.dataloader import DataLoader
 
-from api.models import CalendarFeed, Contract, Customer, TicketComment, User
 from api.domain.sla import TargetClock
+from api.models import CalendarFeed, Contract, Customer, TicketComment, User
 from api.services import bookings, calendar_feeds, contracts, parties, programs, tickets
 from api.services.context import Actor, AppContext
 from api.services.contracts import EntitlementPeriod
 from api.services.programs import PlanView
 
-__all__ = ["Loaders", "RequestContext", "parse_id"]
-
-
-def parse_id(value: str) -> uuid.UUID | None:
-    """An ID the API gave out, or None for anything else (answered as 'does not exist')."""
-    try:
-        return uuid.UUID(str(value))
-    except ValueError:
-        return None
+__all__ = ["Loaders", "RequestContext"]
 
 
 @dataclass

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Awaitable, Callable
 from datetime import date
+from typing import Annotated, Any, Union
 
 import strawberry
 
@@ -22,6 +25,8 @@ __all__ = [
     "PermissionDeniedError",
     "UserError",
     "ValidationError",
+    "mutation",
+    "result_union",
     "user_error",
 ]
 
@@ -137,3 +142,26 @@ def user_error(exc: service_errors.DomainError) -> UserError:
             extra = {name: getattr(exc, name) for name in _EXTRA.get(graphql_type, ())}
             return graphql_type(code=exc.code, message=exc.message, field=exc.field, **extra)  # type: ignore[call-arg]
     raise TypeError(exc)  # pragma: no cover - DomainError is the last row
+
+
+def mutation(resolver: Callable[..., Awaitable[Any]] | None = None, /, **options: Any) -> Any:
+    """`strawberry.mutation` for a resolver that parses its input and calls one service function: a refusal
+    of the service layer (or of the input's ids) is returned as its typed error, which the resolver's
+    declared result union must list."""
+
+    def decorate(resolver: Callable[..., Awaitable[Any]]) -> Any:
+        @functools.wraps(resolver)
+        async def refusals_as_results(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return await resolver(*args, **kwargs)
+            except service_errors.DomainError as exc:
+                return user_error(exc)
+
+        return strawberry.mutation(**options)(refusals_as_results)
+
+    return decorate if resolver is None else decorate(resolver)
+
+
+def result_union(name: str, *members: type) -> Any:
+    """A mutation's result: its success type, then every typed error it may return."""
+    return Annotated[Union[members], strawberry.union(name)]  # noqa: UP007 - a union built from a tuple

@@ -1,4 +1,4 @@
-"""The schema and its limits, built from the query and mutation modules."""
+"""The schema and its limits, assembled from one module per aggregate."""
 
 from __future__ import annotations
 
@@ -8,14 +8,21 @@ import strawberry
 from graphql import GraphQLError
 from strawberry.extensions import MaskErrors, MaxAliasesLimiter, QueryDepthLimiter
 from strawberry.schema.config import StrawberryConfig
+from strawberry.tools import merge_types
 
 from api.config import Settings
+from api.graphql import bookings, contracts, identity, parties, programs, tickets
 from api.graphql.errors import ConflictError, NotFoundError, PermissionDeniedError, ValidationError
-from api.graphql.mutations import Mutation
-from api.graphql.queries import Query
 from api.services.errors import DomainError
 
 __all__ = ["Mutation", "Query", "build_schema"]
+
+_AGGREGATES = (programs, parties, contracts, tickets, bookings, identity)
+
+Query = merge_types("Query", tuple(m.__dict__[n] for m in _AGGREGATES for n in m.__all__ if n.endswith("Query")))
+Mutation = merge_types(
+    "Mutation", tuple(m.__dict__[n] for m in _AGGREGATES for n in m.__all__ if n.endswith("Mutation"))
+)
 
 
 def _mask(error: GraphQLError) -> bool:
