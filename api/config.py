@@ -30,6 +30,8 @@ class Settings:
     programs_dir: Path = PROJECT_ROOT / "programs"
     graphql_max_depth: int = 12
     graphql_max_aliases: int = 30
+    # Parsed and validated query documents kept for reuse (per process); 0 turns the caches off.
+    graphql_cache_size: int = 256
     sql_echo: bool = False
     # An SLA clock is "at risk" once this share of its target has elapsed.
     sla_at_risk_share: Decimal = Decimal("0.8")
@@ -42,6 +44,8 @@ class Settings:
     public_url: str = "http://127.0.0.1:8000"
 
     def __post_init__(self) -> None:
+        if not 0 <= self.graphql_cache_size <= 100_000:
+            raise ValueError(f"ENTITLE_GRAPHQL_CACHE_SIZE must be 0 to 100000, not {self.graphql_cache_size}")
         if not 0 <= self.expiry_warning_days <= 366:
             raise ValueError(f"ENTITLE_EXPIRY_WARNING_DAYS must be 0 to 366 days, not {self.expiry_warning_days}")
 
@@ -57,6 +61,7 @@ class Settings:
             programs_dir=Path(os.environ.get("ENTITLE_PROGRAMS_DIR", PROJECT_ROOT / "programs")),
             graphql_max_depth=int(os.environ.get("ENTITLE_GRAPHQL_MAX_DEPTH", "12")),
             graphql_max_aliases=int(os.environ.get("ENTITLE_GRAPHQL_MAX_ALIASES", "30")),
+            graphql_cache_size=int(os.environ.get("ENTITLE_GRAPHQL_CACHE_SIZE", "256")),
             sql_echo=_flag("ENTITLE_SQL_ECHO", False),
             sla_at_risk_share=Decimal(os.environ.get("ENTITLE_SLA_AT_RISK_SHARE", "0.8")),
             ticket_reopen_days=int(os.environ.get("ENTITLE_TICKET_REOPEN_DAYS", "14")),

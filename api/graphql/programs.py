@@ -21,6 +21,7 @@ from api.graphql.errors import (
     mutation,
     result_union,
 )
+from api.graphql.plan_terms import PlanTerms
 from api.models import ProgramRecord
 from api.programs.loader import ProgramFileError, parse_program
 from api.programs.schema import Activity, Bucket
@@ -107,8 +108,8 @@ class BucketType:
         )
 
 
-@strawberry.type(name="Plan", description="A tier or package of a program.")
-class PlanType:
+@strawberry.type(name="Plan", description="A tier or package of a program, with every term of it.")
+class PlanType(PlanTerms):
     id: strawberry.ID
     code: str
     name: str
@@ -128,6 +129,7 @@ class PlanType:
             program_code=view.program.code,
             sla=rules.sla,
             buckets=[BucketType.build(code, bucket) for code, bucket in rules.buckets.items()],
+            **PlanTerms.terms(view),
         )
 
 

@@ -6,7 +6,14 @@ from functools import partial
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.extensions import MaskErrors, MaxAliasesLimiter, QueryDepthLimiter
+from strawberry.extensions import (
+    AddValidationRules,
+    MaskErrors,
+    MaxAliasesLimiter,
+    ParserCache,
+    QueryDepthLimiter,
+    ValidationCache,
+)
 from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 
@@ -31,12 +38,22 @@ def _mask(error: GraphQLError) -> bool:
 
 
 def build_schema(settings: Settings) -> strawberry.Schema:
+    # The limits' validation rules are built once: the validation cache keys on the rule classes, and a
+    # limiter built per request makes new classes, so every request would miss.
+    limits = [
+        *QueryDepthLimiter(max_depth=settings.graphql_max_depth).validation_rules,
+        *MaxAliasesLimiter(max_alias_count=settings.graphql_max_aliases).validation_rules,
+    ]
     # Factories, not instances: each request gets fresh extensions, so concurrent requests never share
     # one extension's execution context (a shared MaskErrors could mask, or leak, another request's errors).
-    extensions: list = [
-        partial(QueryDepthLimiter, max_depth=settings.graphql_max_depth),
-        partial(MaxAliasesLimiter, max_alias_count=settings.graphql_max_aliases),
-    ]
+    # The parse and validation caches live at module level, shared by every request; their size bounds
+    # the memory that distinct query texts can take.
+    extensions: list = [partial(AddValidationRules, limits)]
+    if settings.graphql_cache_size:
+        extensions += [
+            partial(ParserCache, maxsize=settings.graphql_cache_size),
+            partial(ValidationCache, maxsize=settings.graphql_cache_size),
+        ]
     if settings.production:
         extensions.append(partial(MaskErrors, should_mask_error=_mask))
     return strawberry.Schema(

@@ -36,6 +36,7 @@ from api.services.paging import check_first, encode_cursor, older_than
 from api.services.programs import PlanView, get_program, plan_view, program_model
 
 __all__ = [
+    "DIAGNOSIS_FIELDS",
     "TicketRecord",
     "ticket_records",
     "MAX_WINDOW_DAYS",
@@ -54,6 +55,7 @@ __all__ = [
     "record_event",
     "sla_for_tickets",
     "ticket_cursor",
+    "ticket_clocks",
     "transition_ticket",
 ]
 
@@ -87,7 +89,8 @@ _PARTICIPANTS = ("customer", "partner")
 # The system's own author / actor for what it writes by itself (the automatic acknowledgement).
 _SYSTEM_KIND, _SYSTEM_REF = "system", "system:entitle"
 MAX_TEXT = 20_000
-_DIAGNOSIS = (
+# What a diagnostic ticket type needs: (attribute, API field name, words for people).
+DIAGNOSIS_FIELDS = (
     ("affected_account", "affectedAccount", "the affected account"),
     ("steps_followed", "stepsFollowed", "the steps followed"),
     ("expected_result", "expectedResult", "the expected result"),
@@ -188,7 +191,7 @@ def _check_diagnosis(offered: TicketType, new: NewTicket) -> None:
     """Diagnostic work needs the affected account, the steps followed and the expected result."""
     if not offered.needs_diagnosis:
         return
-    missing = [(field, words) for attr, field, words in _DIAGNOSIS if not (getattr(new, attr) or "").strip()]
+    missing = [(field, words) for attr, field, words in DIAGNOSIS_FIELDS if not (getattr(new, attr) or "").strip()]
     if missing:
         raise ValidationFailed(
             f"{offered.name} needs {', '.join(words for _, words in missing)} so the behaviour can be reproduced "
@@ -687,6 +690,12 @@ def _sla_of(view: TicketView, now: datetime, share: Decimal) -> list[TargetClock
     if not _has_sla(view):
         return []
     return sla_clocks(_domain_events(view.events), view.plan.program, now, at_risk_share=share)
+
+
+def ticket_clocks(view: TicketView, now: datetime, share: Decimal) -> list[TargetClock]:
+    """A ticket's SLA clocks as they stood at `now` (none where its severity has no SLA), for callers that
+    read tickets in bulk themselves (the monthly reports)."""
+    return _sla_of(view, now, share)
 
 
 async def list_tickets(
