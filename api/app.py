@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -9,7 +10,7 @@ from typing import Any
 from sqlalchemy import text
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 from strawberry.asgi import GraphQL
 
@@ -17,9 +18,11 @@ from api.auth import CSRF_HEADER, authenticate, csrf_matches
 from api.config import Settings, get_settings
 from api.db import Database
 from api.graphql.context import Loaders, RequestContext
+from api.graphql.ids import parse_id
 from api.graphql.schema import build_schema
+from api.services import reports
 from api.services.context import AppContext, Clock, SystemClock
-from api.services.errors import AuthenticationFailed
+from api.services.errors import AuthenticationFailed, DomainError, NotFound
 
 __all__ = ["create_app"]
 
@@ -31,12 +34,17 @@ class EntitleGraphQL(GraphQL):
 
     async def get_context(self, request: Any, response: Any) -> RequestContext:  # type: ignore[override]
         actor = request.state.actor
-        return RequestContext(app=self.app_context, actor=actor, loaders=Loaders(self.app_context, actor))
+        return RequestContext(
+            app=self.app_context,
+            actor=actor,
+            loaders=Loaders(self.app_context, actor),
+            base_url=str(request.base_url).rstrip("/"),
+        )
 
 
 class AuthenticatedGraphQL:
     """/graphql: every operation needs a bearer token, or a session cookie with its CSRF header.
-    The GraphiQL page itself (a GET for HTML) is served to anyone in development."""
+    A browser asking for a page (a GET for HTML) is sent to the portal's GraphiQL at /api in development."""
 
     def __init__(self, context: AppContext, graphql: EntitleGraphQL):
         self.context = context
@@ -45,6 +53,10 @@ class AuthenticatedGraphQL:
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         request = Request(scope, receive)
         wants_ide = request.method == "GET" and "text/html" in request.headers.get("accept", "")
+        if wants_ide and not self.context.settings.production:
+            # The IDE is served from this application's own files (web/static/vendor), never from a CDN.
+            await RedirectResponse("/api", status_code=303)(scope, receive, send)
+            return
         try:
             credentials = await authenticate(request, self.context, "graphql")
         except AuthenticationFailed as exc:
@@ -66,6 +78,33 @@ class AuthenticatedGraphQL:
         await self.graphql(scope, receive, send)
 
 
+async def report_csv(request: Request) -> Response:
+    """GET /reports/<contract id>/<YYYY-MM>.csv: a contract's monthly report as CSV, for whoever may read the
+    contract, with a bearer token or the portal's session (a read: no CSRF header needed)."""
+    ctx: AppContext = request.app.state.context
+    try:
+        credentials = await authenticate(request, ctx, "http")
+    except AuthenticationFailed as exc:
+        return _refuse(401, "UNAUTHENTICATED", exc.message)
+    if credentials is None:
+        return _refuse(401, "UNAUTHENTICATED", "authentication required: send 'Authorization: Bearer <token>' or log in")
+    contract_id, month = parse_id(request.path_params["contract_id"]), request.path_params["month"]
+    try:
+        if contract_id is None:
+            raise NotFound("contract", request.path_params["contract_id"], field="contractId")
+        report = await reports.consumption_report(ctx, credentials.actor, contract_id, month)
+    except NotFound as exc:
+        return _refuse(404, exc.code.value, exc.message)
+    except DomainError as exc:
+        return _refuse(400, exc.code.value, exc.message)
+    name = re.sub(r"[^A-Za-z0-9._-]", "-", f"{report.contract_reference}-{report.month:%Y-%m}.csv")
+    return Response(
+        reports.report_csv(report),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "private, no-store"},
+    )
+
+
 def _refuse(status: int, code: str, message: str) -> JSONResponse:
     headers = {"WWW-Authenticate": 'Bearer realm="entitle"'} if status == 401 else {}
     return JSONResponse({"errors": [{"message": message, "extensions": {"code": code}}]}, status, headers=headers)
@@ -74,7 +113,7 @@ def _refuse(status: int, code: str, message: str) -> JSONResponse:
 def create_app(
     settings: Settings | None = None, *, database: Database | None = None, clock: Clock | None = None
 ) -> Starlette:
-    from web.routes import exception_handlers, portal_routes, static_mount
+    from web.routes import exception_handlers, middleware, portal_routes, static_mount
 
     settings = settings or get_settings()
     db = database or Database(settings.database_url, echo=settings.sql_echo)
@@ -93,16 +132,18 @@ def create_app(
 
     graphql = AuthenticatedGraphQL(
         context,
-        EntitleGraphQL(context, graphql_ide=None if settings.production else "graphiql", allow_queries_via_get=False),
+        EntitleGraphQL(context, graphql_ide=None, allow_queries_via_get=False),
     )
     app = Starlette(
         routes=[
             Route("/healthz", health),
             Route("/graphql", graphql, methods=["GET", "POST"]),
+            Route("/reports/{contract_id}/{month}.csv", report_csv),
             static_mount(),
             *portal_routes(),
         ],
         lifespan=lifespan,
+        middleware=middleware(),
         exception_handlers=exception_handlers(),
     )
     app.state.context = context

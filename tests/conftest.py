@@ -101,8 +101,9 @@ def clock() -> FixedClock:
 
 
 @pytest.fixture
-def settings(database_url: str) -> Settings:
-    return Settings(database_url=database_url)
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    # A worker run in a test writes its .eml files here, never into the repository's var/outbox.
+    return Settings(database_url=database_url, outbox_dir=tmp_path / "outbox")
 
 
 @pytest.fixture

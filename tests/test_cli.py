@@ -15,7 +15,7 @@ from api.config import PROJECT_ROOT
 from api.db import sync_url
 from api.models import Booking, BookingStatus, Contract, EntitlementBalance, LedgerEntry, PlanRecord, ProgramRecord
 from api.programs.loader import read_program_file
-from api.services.demo import DEMO_BOOKINGS, USERS
+from api.services.demo import DEMO_BOOKINGS, DEMO_PAST_BOOKINGS, USERS
 from tests.factories import small_program
 
 PROGRAMS = sorted((PROJECT_ROOT / "programs").glob("*.toml"))
@@ -142,7 +142,7 @@ def test_demo_creates_a_contract_for_every_plan_and_is_idempotent(engine, capsys
     assert main(["demo"]) == 0
     out = capsys.readouterr().out
     assert (
-        f"{len(plans)} contract(s), {len(USERS)} user(s), {len(DEMO_BOOKINGS)} booking(s); "
+        f"{len(plans)} contract(s), {len(USERS)} user(s), {len(DEMO_BOOKINGS) + len(DEMO_PAST_BOOKINGS)} booking(s); "
         f"{len(plans)} demo contracts in all"
     ) in out
     with engine.connect() as conn:
@@ -169,8 +169,11 @@ def test_demo_creates_a_contract_for_every_plan_and_is_idempotent(engine, capsys
             select(Contract.reference, Booking.activity_code, Booking.status).join(Contract, Contract.id == Booking.contract_id)
         ).all()
     assert sorted(booked) == sorted(
-        (reference, activity, BookingStatus.SCHEDULED if scheduled else BookingStatus.REQUESTED)
-        for reference, activity, scheduled in DEMO_BOOKINGS
+        [
+            (reference, activity, BookingStatus.SCHEDULED if scheduled else BookingStatus.REQUESTED)
+            for reference, activity, scheduled in DEMO_BOOKINGS
+        ]
+        + DEMO_PAST_BOOKINGS
     )
 
     assert main(["reconcile"]) == 0

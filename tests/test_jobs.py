@@ -34,12 +34,14 @@ async def test_the_worker_runs_the_reconciliation_once(ctx, make_contract, caplo
     taken = await ledger.consume_entitlement(ctx, ADMIN, ledger.Consumption(contract.id, "activities", Decimal(2)))
     await ledger.reverse_entry(ctx, ADMIN, taken.entry.id, reason="undo")
     await ledger.consume_entitlement(ctx, ADMIN, ledger.Consumption(contract.id, "activities", Decimal(3)))
-    assert [job.name for job in JOBS] == ["reconcile-ledger", "expiry-reminders"]
+    assert [job.name for job in JOBS][:2] == ["reconcile-ledger", "expiry-reminders"]
+    assert JOBS[-1].name == "deliver-outbox"  # last: it sends what the others queued
     with caplog.at_level(logging.INFO, logger=LOGGER):
         await run_worker(ctx, once=True)
-    reconciled, reminded = worker_messages(caplog, logging.INFO)
-    assert reconciled == "ledger reconciliation: 0 mismatch(es)"
-    assert reminded.startswith("expiry reminders: ")
+    said = worker_messages(caplog, logging.INFO)
+    assert said[0] == "ledger reconciliation: 0 mismatch(es)"
+    assert said[1].startswith("expiry reminders: ")
+    assert said[-1].startswith("outbox delivery: ")
     assert worker_messages(caplog, logging.ERROR) == []
 
 
@@ -47,7 +49,7 @@ async def test_the_worker_runs_only_the_job_named(ctx, caplog):
     with caplog.at_level(logging.INFO, logger=LOGGER):
         await run_worker(ctx, once=True, only="reconcile-ledger")
     assert worker_messages(caplog, logging.INFO) == ["ledger reconciliation: 0 mismatch(es)"]
-    with pytest.raises(ValueError, match="no job 'nightly'; the jobs are reconcile-ledger, expiry-reminders"):
+    with pytest.raises(ValueError, match="no job 'nightly'; the jobs are reconcile-ledger, expiry-reminders, "):
         await run_worker(ctx, once=True, only="nightly")
 
 
@@ -57,7 +59,7 @@ async def fresh_ctx(database_factory, ctx) -> AsyncIterator[AppContext]:  # type
     upgrade(url)
     db = Database(url)
     try:
-        yield AppContext(db=db, settings=Settings(database_url=url), clock=ctx.clock)
+        yield AppContext(db=db, settings=Settings(database_url=url, outbox_dir=ctx.settings.outbox_dir), clock=ctx.clock)
     finally:
         await db.dispose()
 
@@ -82,10 +84,12 @@ async def test_the_worker_logs_each_mismatch(fresh_ctx, caplog):
     assert len(errors) == 1
     assert str(contract.id) in errors[0] and "is 1 but its ledger sums to 2" in errors[0]
     # The contract's first quarter ends on 2026-03-31 with 1 of 3 activities left: its customer is reminded.
-    assert worker_messages(caplog, logging.INFO) == [
+    assert worker_messages(caplog, logging.INFO)[:2] == [
         "ledger reconciliation: 1 mismatch(es)",
         "expiry reminders: 1 contract(s) in force, 1 period(s) expiring soon, 1 message(s) queued",
     ]
+    # ... and delivered in the same run: the customer has no e-mail address, so it fails at once, for good.
+    assert worker_messages(caplog, logging.INFO)[-1].startswith("outbox delivery: 1 leased, 0 sent, 0 to retry, 1 failed")
 
 
 async def test_a_failing_job_is_logged_and_does_not_stop_the_worker(ctx, caplog, monkeypatch):

@@ -428,7 +428,7 @@ class BookingMutation:
             ctx.app, ctx.actor, require_id(input.contract_id, "contract", "contractId"), input.name
         )
         return CreateCalendarFeedSuccess(
-            feed=CalendarFeedType.build(feed), url=calendar_feeds.feed_url(ctx.app, secret)
+            feed=CalendarFeedType.build(feed), url=calendar_feeds.feed_url(ctx.app, secret, ctx.base_url)
         )
 
     @mutation(description="Revoke a calendar feed: its address stops working at once.")

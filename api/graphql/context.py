@@ -94,3 +94,4 @@ class RequestContext:
     app: AppContext
     actor: Actor
     loaders: Loaders
+    base_url: str | None = None  # the address the request came in on, for links when ENTITLE_PUBLIC_URL is unset

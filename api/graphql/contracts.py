@@ -35,6 +35,7 @@ from api.services.contracts import EntitlementPeriod
 from api.services.errors import ValidationFailed
 
 if TYPE_CHECKING:
+    from api.graphql.availability import OnCallReservationType
     from api.graphql.bookings import BookingConnection, BookingStatusEnum, CalendarFeedType
 
 __all__ = [
@@ -258,6 +259,14 @@ class ContractType:
 
         feeds = await info.context.loaders.calendar_feeds.load(parse_id(self.id))
         return [CalendarFeedType.build(feed) for feed in feeds]
+
+    @strawberry.field(description="On-call days reserved on the contract, by day (with a month, YYYY-MM, that month's).")
+    async def on_call_reservations(
+        self, info: Info[RequestContext, None], month: str | None = None
+    ) -> list[Annotated["OnCallReservationType", strawberry.lazy("api.graphql.availability")]]:
+        from api.graphql.availability import on_call_reservations
+
+        return await on_call_reservations(info.context, parse_id(self.id), month)
 
     @strawberry.field(description="The contract's ledger, newest first.")
     async def ledger(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Awaitable, Callable
 from datetime import date
+from decimal import Decimal
 from typing import Annotated, Any, Union
 
 import strawberry
@@ -13,6 +14,9 @@ from api.services import errors as service_errors
 
 __all__ = [
     "ActivityNotInCatalogError",
+    "AddOnNotOfferedError",
+    "OnCallDateError",
+    "RateOutOfRangeError",
     "BookingDateError",
     "ConflictError",
     "ContractInactiveError",
@@ -107,6 +111,27 @@ class BookingDateError(UserError):
     latest: date
 
 
+@strawberry.type(
+    description="An on-call day is in the past (DATE_IN_PAST) or outside the contract's term "
+    "(BEFORE_CONTRACT_START, AFTER_CONTRACT_END); days must fall from `earliest` to `latest`."
+)
+class OnCallDateError(UserError):
+    earliest: date
+    latest: date
+
+
+@strawberry.type(description="The contract's plan has no such add-on; `available` lists the add-ons it has.")
+class AddOnNotOfferedError(UserError):
+    available: list[str]
+
+
+@strawberry.type(description="A price outside the range the plan states, from `minimum` to `maximum` in `currency`.")
+class RateOutOfRangeError(UserError):
+    minimum: Decimal
+    maximum: Decimal
+    currency: str
+
+
 _BY_CODE: dict[service_errors.ErrorCode, type[UserError]] = {
     service_errors.ErrorCode.PARTNER_NOT_ELIGIBLE: PartnerNotEligibleError,
 }
@@ -114,7 +139,10 @@ _BY_CODE: dict[service_errors.ErrorCode, type[UserError]] = {
 _BY_CLASS: list[tuple[type[service_errors.DomainError], type[UserError]]] = [
     (service_errors.InsufficientBalance, InsufficientBalanceError),
     (service_errors.NotInCatalog, ActivityNotInCatalogError),
+    (service_errors.OnCallDateRefused, OnCallDateError),
     (service_errors.BookingDateRefused, BookingDateError),
+    (service_errors.AddOnNotOffered, AddOnNotOfferedError),
+    (service_errors.RateOutOfRange, RateOutOfRangeError),
     (service_errors.PeriodEnded, PeriodEndedError),
     (service_errors.ContractInactive, ContractInactiveError),
     (service_errors.NotFound, NotFoundError),
@@ -130,6 +158,9 @@ _EXTRA: dict[type[UserError], tuple[str, ...]] = {
     InsufficientBalanceError: ("requested", "remaining"),
     ActivityNotInCatalogError: ("available",),
     BookingDateError: ("earliest", "latest"),
+    OnCallDateError: ("earliest", "latest"),
+    AddOnNotOfferedError: ("available",),
+    RateOutOfRangeError: ("minimum", "maximum", "currency"),
 }
 
 

@@ -77,6 +77,10 @@ class CustomerType:
     name: str
     email: str | None
     country: str | None
+    report_contacts: list[str] = strawberry.field(
+        description="Who receives the monthly report; empty: the customer's own address. A managed customer's "
+        "reports go to its partner instead."
+    )
 
     @strawberry.field
     async def correspondent(self, info: Info[RequestContext, None]) -> CorrespondentType:
@@ -91,7 +95,7 @@ class CustomerType:
 
     @classmethod
     def build(cls, customer: Customer) -> CustomerType:
-        return from_row(cls, customer)
+        return from_row(cls, customer, report_contacts=list(customer.report_contacts or []))
 
 
 @strawberry.type(name="Partner")
@@ -184,6 +188,22 @@ CreatePartnerResult = result_union(
 
 
 LinkPartnerResult = result_union("LinkPartnerResult", LinkPartnerSuccess, NotFoundError, PermissionDeniedError)
+
+
+@strawberry.input(description="Replaces who receives a customer's monthly reports.")
+class SetReportContactsInput:
+    customer_id: strawberry.ID
+    emails: list[str] = strawberry.field(description="At most 20 addresses; an empty list: the customer's own.")
+
+
+@strawberry.type
+class SetReportContactsSuccess:
+    customer: CustomerType
+
+
+SetReportContactsResult = result_union(
+    "SetReportContactsResult", SetReportContactsSuccess, ValidationError, NotFoundError, PermissionDeniedError
+)
 
 
 @strawberry.type
@@ -294,3 +314,13 @@ class PartyMutation:
             can_view_entitlements=link.can_view_entitlements,
             can_book_activities=link.can_book_activities,
         )
+
+    @mutation(description="Set who receives a customer's monthly reports (admins, integrators, its client manager).")
+    async def set_report_contacts(
+        self, info: Info[RequestContext, None], input: SetReportContactsInput
+    ) -> SetReportContactsResult:
+        ctx = info.context
+        customer = await parties.set_report_contacts(
+            ctx.app, ctx.actor, require_id(input.customer_id, "customer", "customerId"), input.emails
+        )
+        return SetReportContactsSuccess(customer=CustomerType.build(customer))

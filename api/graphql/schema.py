@@ -18,13 +18,23 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 
 from api.config import Settings
-from api.graphql import bookings, contracts, identity, parties, programs, tickets
+from api.graphql import (
+    availability,
+    bookings,
+    contracts,
+    deliveries,
+    identity,
+    parties,
+    programs,
+    reports,
+    tickets,
+)
 from api.graphql.errors import ConflictError, NotFoundError, PermissionDeniedError, ValidationError
 from api.services.errors import DomainError
 
 __all__ = ["Mutation", "Query", "build_schema"]
 
-_AGGREGATES = (programs, parties, contracts, tickets, bookings, identity)
+_AGGREGATES = (programs, parties, contracts, tickets, bookings, availability, reports, deliveries, identity)
 
 Query = merge_types("Query", tuple(m.__dict__[n] for m in _AGGREGATES for n in m.__all__ if n.endswith("Query")))
 Mutation = merge_types(

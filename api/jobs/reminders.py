@@ -138,5 +138,5 @@ def _body(ctx: AppContext, view: ContractView, customer: Customer, period: Entit
         f"{period.bucket.name} used in the period {period.period.start} to {period.period.end}; "
         f"{format_quantity(period.remaining, unit)} remain.\n\n"
         f"What is not used by the end of {period.period.end} ({when}) expires and is not carried over.\n\n"
-        f"See what is left and book activities: {ctx.settings.public_url}/contracts/{view.contract.id}"
+        f"See what is left and book activities: {ctx.settings.link_base}/contracts/{view.contract.id}"
     )

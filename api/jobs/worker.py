@@ -7,8 +7,10 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from api.jobs.monthly_reports import run_monthly_reports_job
 from api.jobs.reconcile import reconcile_ledger
 from api.jobs.reminders import queue_expiry_reminders
+from api.jobs.sender import deliver_outbox
 from api.services.context import AppContext
 
 __all__ = ["JOBS", "Job", "run_worker"]
@@ -34,14 +36,44 @@ async def _remind(ctx: AppContext) -> None:
     )
 
 
+async def _monthly_reports(ctx: AppContext) -> None:
+    run = await run_monthly_reports_job(ctx)
+    if run is None:
+        log.info("monthly reports: before day %d of the month, nothing to do", ctx.settings.report_day)
+        return
+    skipped = ", ".join(f"{count} {reason}" for reason, count in run.skipped.items()) or "none"
+    log.info(
+        "monthly reports for %s: %d contract(s), %d queued, %d already queued, skipped: %s",
+        f"{run.month:%Y-%m}", run.contracts, run.queued, run.already_queued, skipped,
+    )
+
+
+async def _deliver(ctx: AppContext) -> None:
+    run = await deliver_outbox(ctx)
+    log.info(
+        "outbox delivery: %d leased, %d sent, %d to retry, %d failed, %d resent after a crash, %d lost to another sender",
+        run.leased, run.sent, run.retrying, run.failed, run.resent_after_crash, run.lost,
+    )
+
+
 @dataclass(frozen=True)
 class Job:
     name: str
     every_seconds: int
     run: Callable[[AppContext], Awaitable[None]]
+    interval_setting: str | None = None  # a Settings field that overrides every_seconds
+
+    def interval(self, ctx: AppContext) -> float:
+        return getattr(ctx.settings, self.interval_setting) if self.interval_setting else self.every_seconds
 
 
-JOBS = [Job("reconcile-ledger", 3600, _reconcile), Job("expiry-reminders", 3600, _remind)]
+# Delivery comes last, so a run also sends what the jobs before it queued.
+JOBS = [
+    Job("reconcile-ledger", 3600, _reconcile),
+    Job("expiry-reminders", 3600, _remind),
+    Job("monthly-reports", 3600, _monthly_reports),
+    Job("deliver-outbox", 30, _deliver, "mail_interval_seconds"),
+]
 
 
 async def run_worker(
@@ -61,7 +93,7 @@ async def run_worker(
                     await job.run(ctx)
                 except Exception:  # one failing job must not stop the others
                     log.exception("job %s failed", job.name)
-                due[job.name] = loop.time() + job.every_seconds
+                due[job.name] = loop.time() + job.interval(ctx)
         if once:
             return
         try:

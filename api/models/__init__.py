@@ -1,21 +1,26 @@
 """SQLAlchemy tables, one module per aggregate; importing this registers them all on Base.metadata."""
 
 from api.models.audit import AuditEntry
+from api.models.availability import OnCallReservation, OnCallStatus, Outage
 from api.models.base import Base
 from api.models.bookings import Booking, BookingPartner, BookingStatus, CalendarFeed
 from api.models.contracts import Contract
-from api.models.ledger import EntitlementBalance, LedgerEntry, LedgerKind
 from api.models.identity import ApiToken, LoginFailure, StaffRole, TokenAccess, TokenScope, User, UserKind, UserSession
+from api.models.ledger import EntitlementBalance, LedgerEntry, LedgerKind
 from api.models.parties import Customer, Partner, PartnerCustomer
 from api.models.programs import PlanRecord, ProgramRecord
-from api.models.tickets import OutboxMessage, Ticket, TicketComment, TicketEventRecord, TimeEntry
+from api.models.tickets import OutboxMessage, OutboxStatus, Ticket, TicketComment, TicketEventRecord, TimeEntry
 
 __all__ = [
     "ApiToken",
     "AuditEntry",
+    "OnCallReservation",
+    "OnCallStatus",
+    "Outage",
     "LoginFailure",
     "StaffRole",
     "OutboxMessage",
+    "OutboxStatus",
     "Ticket",
     "TicketComment",
     "TicketEventRecord",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import date, datetime
 
-from sqlalchemy import ForeignKey, String, false, true
+from sqlalchemy import JSON, ForeignKey, String, false, true
 from sqlalchemy.orm import Mapped, mapped_column
 
 from api.models.base import Base, HasId, utcnow
@@ -20,6 +20,9 @@ class Customer(HasId, Base):
     name: Mapped[str] = mapped_column(String(200))
     email: Mapped[str | None] = mapped_column(String(254))
     country: Mapped[str | None] = mapped_column(String(2))
+    # Who receives the monthly consumption report (e-mail addresses); empty: the customer's own address.
+    # Never written to while a partner manages the customer: its reports go to the partner.
+    report_contacts: Mapped[list[str]] = mapped_column(JSON, default=list, server_default="[]")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

@@ -2,22 +2,24 @@
 
 from __future__ import annotations
 
+import enum
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 
-from datetime import date
-
-from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint, false
+from sqlalchemy import JSON, CheckConstraint, Enum, ForeignKey, Index, String, Text, UniqueConstraint, false, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from api.models.base import Base, HasId, utcnow
 
-__all__ = ["OutboxMessage", "Ticket", "TicketComment", "TicketEventRecord", "TimeEntry"]
+__all__ = ["OutboxMessage", "OutboxStatus", "Ticket", "TicketComment", "TicketEventRecord", "TimeEntry"]
 
 
 class Ticket(HasId, Base):
     __tablename__ = "tickets"
-    __table_args__ = (Index("ix_tickets_customer_created", "customer_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_tickets_customer_created", "customer_id", "created_at"),
+        Index("ix_tickets_status_sla_due", "status", "sla_due_at"),
+    )
 
     customer_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("customers.id"))
     contract_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("contracts.id"), index=True)
@@ -32,6 +34,10 @@ class Ticket(HasId, Base):
     expected_result: Mapped[str | None] = mapped_column(Text)
     priority_flag: Mapped[bool] = mapped_column(default=False, server_default=false())
     resolved_at: Mapped[datetime | None]
+    # The earliest instant an SLA target not yet met falls due, as of the ticket's latest event: due instants
+    # move only when something happens to the ticket, so it is kept with each event and the queue can sort
+    # by it in SQL. Null: no target running (met, paused, as time permits, or no SLA).
+    sla_due_at: Mapped[datetime | None]
     filed_by_kind: Mapped[str] = mapped_column(String(16))
     filed_by_ref: Mapped[str] = mapped_column(String(200))
     via_partner_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("partners.id"))
@@ -94,12 +100,28 @@ class TimeEntry(HasId, Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class OutboxStatus(enum.StrEnum):
+    QUEUED = "queued"  # waiting for its next attempt (next_attempt_at)
+    SENDING = "sending"  # leased by a sender until leased_until; in doubt if send_started_at is set
+    SENT = "sent"
+    FAILED = "failed"  # given up: no address, or max attempts reached; staff may put it back
+
+
 class OutboxMessage(HasId, Base):
     """An e-mail to send, written in the same transaction as the change that causes it. The unique key
-    per logical message makes a second send of it impossible."""
+    per logical message makes a second send of it impossible, and its Message-ID, derived from that key,
+    lets a receiver recognise a resend after a crash as the same message."""
 
     __tablename__ = "outbox_messages"
-    __table_args__ = (Index("ix_outbox_messages_pending", "sent_at", "created_at"),)
+    __table_args__ = (
+        # The sender's one query: due messages (queued, or sending with an expired lease) oldest due first.
+        Index("ix_outbox_messages_due", "status", "next_attempt_at"),
+        # Staff lists, newest first: all, by status (the failures), by customer.
+        Index("ix_outbox_messages_created", "created_at", "id"),
+        Index("ix_outbox_messages_status_created", "status", "created_at"),
+        Index("ix_outbox_messages_customer_created", "customer_id", "created_at"),
+        CheckConstraint("attempts >= 0", name="attempts_not_negative"),
+    )
 
     dedupe_key: Mapped[str] = mapped_column(String(200), unique=True)
     kind: Mapped[str] = mapped_column(String(32))
@@ -108,10 +130,30 @@ class OutboxMessage(HasId, Base):
     recipient_kind: Mapped[str] = mapped_column(String(16))
     recipient_name: Mapped[str] = mapped_column(String(200))
     recipient_email: Mapped[str | None] = mapped_column(String(254))
+    # More To addresses (a customer's several report contacts); the recipient above stays the first.
+    extra_emails: Mapped[list[str]] = mapped_column(JSON, default=list, server_default=text("'[]'"))
     subject: Mapped[str] = mapped_column(String(300))
     body: Mapped[str] = mapped_column(Text)
+    html_body: Mapped[str | None] = mapped_column(Text)  # the HTML alternative, where there is one
+    # "<sha256(dedupe_key)[:32]@from-domain>", fixed when queued: every resend carries the same one. Unique
+    # through dedupe_key; not a unique index of its own, which would turn a race of two writers queueing
+    # the same key into an error instead of the ON CONFLICT (dedupe_key) DO NOTHING it is.
+    message_id: Mapped[str] = mapped_column(String(200))
+    status: Mapped[OutboxStatus] = mapped_column(
+        Enum(OutboxStatus, native_enum=False, length=16, create_constraint=True, name="outbox_status",
+             values_callable=lambda members: [m.value for m in members]),
+        default=OutboxStatus.QUEUED,
+    )
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    attempts: Mapped[int] = mapped_column(default=0)
+    # When a sender may take it: creation, then each retry's backoff; while leased, the lease's end.
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    attempts: Mapped[int] = mapped_column(default=0)  # sends started
+    lease_owner: Mapped[str | None] = mapped_column(String(200))
     leased_until: Mapped[datetime | None]
+    # Committed before the send and cleared when a failure is recorded: set without sent_at once the
+    # lease has expired means the sender died during the send, which may or may not have reached the server.
+    send_started_at: Mapped[datetime | None]
+    crash_resends: Mapped[int] = mapped_column(default=0, server_default=text("0"))
     sent_at: Mapped[datetime | None]
+    failed_at: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(Text)

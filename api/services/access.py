@@ -27,6 +27,7 @@ __all__ = [
     "correspondent_in",
     "correspondents_in",
     "out_of_scope",
+    "plans_in_force",
 ]
 
 
@@ -122,6 +123,17 @@ async def _plans_in_force(
     )
     found = [(contract, plan_view(plan, program)) for contract, plan, program in rows]
     return [(c, v) for c, v in found if c.effective_date <= (on or ctx.today(v.program.timezone)) <= c.end_date]
+
+
+async def plans_in_force(
+    ctx: AppContext, actor: Actor, customer_id: uuid.UUID, on: date | None = None
+) -> list[tuple[Contract, PlanView]]:
+    """The contracts of a customer the actor sees that are in force on `on` (today), by reference: the order
+    `check_filing` picks the contract a ticket goes to."""
+    policy.require(actor, "customer.read")
+    async with ctx.db.read() as session:
+        await _visible_customer(session, actor, customer_id)
+        return await _plans_in_force(session, ctx, customer_id, on)
 
 
 def _today(ctx: AppContext, plans: list[tuple[Contract, PlanView]]) -> date:

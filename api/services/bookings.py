@@ -19,7 +19,6 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.domain.catalog import Offer, plan_catalog
-from api.programs.schema import Activity
 from api.domain.periods import Period
 from api.domain.units import format_quantity
 from api.models import (
@@ -33,6 +32,7 @@ from api.models import (
     User,
     UserKind,
 )
+from api.programs.schema import Activity
 from api.services import access, audit, ledger, outbox, policy
 from api.services.context import Actor, AppContext
 from api.services.contracts import ContractView, EntitlementPeriod, load_contract_view
@@ -413,7 +413,7 @@ async def _tell_client_manager(
             f"for {booking.requested_date} on contract {view.contract.reference}. It is charged to the period "
             f"{booking.period_start} to {booking.period_end}: schedule it inside that period."
             + (f"\n\nNote: {booking.note}" if booking.note else "")
-            + f"\n\n{ctx.settings.public_url}/contracts/{view.contract.id}"
+            + f"\n\n{ctx.settings.link_base}/contracts/{view.contract.id}"
         ),
     )
 

@@ -20,7 +20,7 @@ from api.models import Booking, BookingStatus, CalendarFeed, Contract, Entitleme
 from api.services import audit, bookings, policy
 from api.services.context import Actor, AppContext
 from api.services.contracts import ContractView, load_contract_view
-from api.services.errors import NotFound, ValidationFailed
+from api.services.errors import NotFound, PermissionDenied, ValidationFailed
 
 __all__ = ["FEED_ACTOR", "create_feed", "feed_url", "list_feeds", "render_feed", "revoke_feed"]
 
@@ -33,8 +33,11 @@ def _digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def feed_url(ctx: AppContext, secret: str) -> str:
-    return f"{ctx.settings.public_url}/calendar/{secret}.ics"
+def feed_url(ctx: AppContext, secret: str, base: str | None = None) -> str:
+    """The feed's address: under ENTITLE_PUBLIC_URL when set, else under `base` (the address the request came
+    in on), else under the address the server was started on."""
+    root = ctx.settings.public_url or (base.rstrip("/") if base else None) or ctx.settings.link_base
+    return f"{root}/calendar/{secret}.ics"
 
 
 async def create_feed(ctx: AppContext, actor: Actor, contract_id: uuid.UUID, name: str = "") -> tuple[CalendarFeed, str]:
@@ -70,9 +73,16 @@ async def revoke_feed(ctx: AppContext, actor: Actor, feed_id: uuid.UUID) -> Cale
         )
         if feed is None:
             raise NotFound("calendar feed", feed_id, field="id")
+        customer_id = await session.scalar(select(Contract.customer_id).where(Contract.id == feed.contract_id))
+        link = await session.scalar(policy.partner_link(actor, customer_id)) if actor.kind == "partner" else None
+        if not policy.may_revoke_feed(actor, feed.created_by_ref, link=link):
+            raise PermissionDenied(
+                f"{actor.name} may not revoke this feed: a partner that does not manage the customer revokes only "
+                "the feeds it created",
+                field="id",
+            )
         if feed.revoked_at is None:
             feed.revoked_at = ctx.now()
-            customer_id = await session.scalar(select(Contract.customer_id).where(Contract.id == feed.contract_id))
             await audit.record(
                 session, ctx, actor, "calendar_feed.revoke", target_type="calendar_feed", target_id=feed.id,
                 on_behalf_of_customer_id=customer_id,
@@ -192,5 +202,5 @@ def _booking_event(ctx: AppContext, view: ContractView, booking: Booking, staff:
         sequence=booking.revision,
         status="CANCELLED" if booking.status == BookingStatus.CANCELLED else "CONFIRMED",
         location="Remote" if view.plan.program.remote_only else None,
-        url=f"{ctx.settings.public_url}/contracts/{view.contract.id}",
+        url=f"{ctx.settings.link_base}/contracts/{view.contract.id}",
     )

@@ -5,10 +5,12 @@ from __future__ import annotations
 import enum
 import re
 from datetime import date
+from decimal import Decimal
 from typing import Any
 
 __all__ = [
     "AuthenticationFailed",
+    "AddOnNotOffered",
     "BookingDateRefused",
     "Conflict",
     "ContractInactive",
@@ -17,9 +19,11 @@ __all__ = [
     "InsufficientBalance",
     "NotFound",
     "NotInCatalog",
+    "OnCallDateRefused",
     "OutOfScope",
     "PeriodEnded",
     "PermissionDenied",
+    "RateOutOfRange",
     "TooManyAttempts",
     "ValidationFailed",
     "check_email",
@@ -51,6 +55,10 @@ class ErrorCode(enum.StrEnum):
     BEFORE_CONTRACT_START = "before_contract_start"
     AFTER_CONTRACT_END = "after_contract_end"
     WRONG_STATUS = "wrong_status"
+    ADD_ON_NOT_OFFERED = "add_on_not_offered"
+    RATE_OUT_OF_RANGE = "rate_out_of_range"
+    NO_AVAILABILITY_TERMS = "no_availability_terms"
+    TOO_LATE_TO_CANCEL = "too_late_to_cancel"
 
 
 class DomainError(Exception):
@@ -142,6 +150,33 @@ class BookingDateRefused(DomainError):
         super().__init__(message, code=code, field=field, earliest=earliest.isoformat(), latest=latest.isoformat())
         self.earliest = earliest
         self.latest = latest
+
+
+class OnCallDateRefused(BookingDateRefused):
+    """An on-call day is in the past or outside the contract's term (the code says which); days must fall
+    from `earliest` to `latest`."""
+
+
+class AddOnNotOffered(DomainError):
+    """The contract's plan has no such add-on (e.g. no on-call readiness); `available` lists those it has."""
+
+    default_code = ErrorCode.ADD_ON_NOT_OFFERED
+
+    def __init__(self, message: str, *, available: list[str], field: str | None = "contractId"):
+        super().__init__(message, field=field, available=available)
+        self.available = available
+
+
+class RateOutOfRange(DomainError):
+    """A price outside the range the plan states; the message names the range with its currency."""
+
+    default_code = ErrorCode.RATE_OUT_OF_RANGE
+
+    def __init__(self, message: str, *, minimum: Decimal, maximum: Decimal, currency: str, field: str = "dayRate"):
+        super().__init__(message, field=field, minimum=str(minimum), maximum=str(maximum), currency=currency)
+        self.minimum = minimum
+        self.maximum = maximum
+        self.currency = currency
 
 
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")

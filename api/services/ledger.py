@@ -23,7 +23,6 @@ from api.programs.schema import Bucket
 from api.services import audit, policy
 from api.services.context import Actor, AppContext
 from api.services.contracts import ContractView, EntitlementPeriod, load_contract_view
-from api.services.paging import cut_page, encode_cursor, newest_first
 from api.services.errors import (
     Conflict,
     ContractInactive,
@@ -34,6 +33,7 @@ from api.services.errors import (
     PeriodEnded,
     ValidationFailed,
 )
+from api.services.paging import cut_page, encode_cursor, newest_first
 
 __all__ = [
     "Adjustment",

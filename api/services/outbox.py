@@ -1,7 +1,7 @@
 """The e-mail outbox: messages written in the transaction of the change that causes them, addressed to
 whoever the provider writes to for the customer (its managing partner, or the customer) unless a
-recipient is named (a client manager, a partner taking part in an activity). Delivery is a separate job;
-nothing here sends."""
+recipient is named (a client manager, a partner taking part in an activity). Delivery is a separate job
+(api/jobs/sender.py); nothing here sends."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.models import OutboxMessage
+from api.mail import message_id_for
+from api.models import OutboxMessage, OutboxStatus
 from api.services import access
 from api.services.context import AppContext
 
@@ -38,6 +39,8 @@ class Message:
     body: str
     recipient: Recipient
     ticket_id: uuid.UUID | None = None
+    html_body: str | None = None  # the HTML alternative to `body`, where there is one
+    extra_emails: tuple[str, ...] = ()  # more To addresses (a customer's report contacts), beside the recipient's
 
 
 # INSERT … ON CONFLICT DO NOTHING on both backends Entitle runs on.
@@ -89,8 +92,14 @@ async def queue_all(session: AsyncSession, ctx: AppContext, messages: Sequence[M
                 "recipient_email": m.recipient.email,
                 "subject": m.subject if len(m.subject) <= SUBJECT_MAX else m.subject[: SUBJECT_MAX - 1] + "…",
                 "body": m.body,
+                "html_body": m.html_body,
+                "extra_emails": list(m.extra_emails),
+                "message_id": message_id_for(m.dedupe_key, ctx.settings.mail_from),
+                "status": OutboxStatus.QUEUED,
                 "created_at": now,
+                "next_attempt_at": now,
                 "attempts": 0,
+                "crash_resends": 0,
             }
             for m in messages[start : start + _CHUNK]
         ]

@@ -25,6 +25,8 @@ __all__ = [
     "link_partner",
     "list_customers",
     "list_partners",
+    "MAX_REPORT_CONTACTS",
+    "set_report_contacts",
 ]
 
 _CODE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
@@ -166,3 +168,38 @@ async def list_partners(ctx: AppContext, actor: Actor) -> list[Partner]:
     policy.require(actor, "partner.read")
     async with ctx.db.read() as session:
         return list(await session.scalars(policy.visible_partners(actor).order_by(Partner.code)))
+
+
+MAX_REPORT_CONTACTS = 20
+
+
+async def set_report_contacts(ctx: AppContext, actor: Actor, customer_id: uuid.UUID, emails: Sequence[str]) -> Customer:
+    """Replace who receives a customer's monthly reports: e-mail addresses, trimmed, lower-cased and each
+    kept once in the order given, at most MAX_REPORT_CONTACTS; an empty list falls back to the customer's
+    own address. A managed customer's reports still go to its partner, never to these addresses."""
+    policy.require(actor, "customer.report_contacts")
+    contacts: list[str] = []
+    for raw in emails:
+        email = raw.strip().lower()
+        if not email:
+            continue
+        check_email(email, field="reportContacts")
+        if email not in contacts:
+            contacts.append(email)
+    if len(contacts) > MAX_REPORT_CONTACTS:
+        raise ValidationFailed(
+            f"at most {MAX_REPORT_CONTACTS} report contacts, not {len(contacts)}", field="reportContacts"
+        )
+    async with ctx.db.write() as session:
+        # A customer the caller may not change is answered as one that does not exist.
+        customer = await session.scalar(policy.managed_customers(actor).where(Customer.id == customer_id))
+        if customer is None:
+            raise NotFound("customer", customer_id, field="customerId")
+        before = list(customer.report_contacts or [])
+        customer.report_contacts = contacts
+        await session.flush()
+        await audit.record(
+            session, ctx, actor, "customer.report_contacts", target_type="customer", target_id=customer.id,
+            on_behalf_of_customer_id=customer.id, detail={"before": before, "after": contacts},
+        )
+        return customer

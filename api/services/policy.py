@@ -16,9 +16,13 @@ from api.services.errors import PermissionDenied
 
 __all__ = [
     "ACTIONS",
+    "LINK_RULES",
     "OUT_OF_SCOPE_MESSAGE",
     "Rule",
+    "allows",
+    "managed_customers",
     "may",
+    "may_revoke_feed",
     "partner_link",
     "principals",
     "require",
@@ -59,6 +63,8 @@ ACTIONS: dict[str, Rule] = {
     "program.load": Rule("load programs", "admin", writes=True),
     "customer.read": Rule("read customers", ANYONE, writes=False),
     "customer.create": Rule("create customers", *PROVIDER_WRITERS, writes=True),
+    # A client manager only for the customers of the contracts assigned to them (managed_customers).
+    "customer.report_contacts": Rule("set customers' report contacts", *PROVIDER_WRITERS, writes=True),
     "partner.read": Rule("read partners", *STAFF, "integrator", "partner", writes=False),
     "partner.create": Rule("create partners", "admin", "integrator", writes=True),
     # A link hands the partner the customer's data (all its contracts, not just one client manager's):
@@ -83,10 +89,45 @@ ACTIONS: dict[str, Rule] = {
     "booking.cancel": Rule("cancel booked activities", "customer", "partner", *PROVIDER_WRITERS, writes=True),
     "booking.manage": Rule("schedule and deliver booked activities", *PROVIDER_WRITERS, writes=True),
     "feed.manage": Rule("create and revoke calendar feeds", "customer", "partner", *PROVIDER_WRITERS, writes=True),
+    # A feed someone else created (the customer's own, say) is revoked only by the customer's side: the
+    # customer, a partner that manages it, and the provider's writers. A partner that works with the
+    # customer without managing it subscribes feeds of its own and revokes only those (LINK_RULES).
+    "feed.revoke_others": Rule(
+        "revoke calendar feeds created by someone else", "customer", "partner", *PROVIDER_WRITERS, writes=True
+    ),
+    # Outages are the provider's record (a client manager only on the contracts assigned to them, and never
+    # program-wide); availability and credits are read by whoever reads the contract.
+    "outage.record": Rule("record outages", *PROVIDER_WRITERS, writes=True),
+    "outage.record_program": Rule("record outages for every contract of a program", "admin", "integrator", writes=True),
+    "availability.read": Rule("read outages, availability and service credits", ANYONE, writes=False),
+    # On-call days follow the booking rules: the customer, a partner that manages it where the link allows
+    # booking, the contract's client manager, admins and integrators.
+    "on_call.read": Rule("read on-call reservations", ANYONE, writes=False),
+    "on_call.reserve": Rule("reserve on-call days", "customer", "partner", *PROVIDER_WRITERS, writes=True),
+    "on_call.cancel": Rule("cancel on-call days", "customer", "partner", *PROVIDER_WRITERS, writes=True),
+    # E-mail deliveries name every customer's correspondents: admins and support engineers only.
+    "outbox.read": Rule("read e-mail deliveries", "admin", "support_engineer", writes=False),
+    "outbox.retry": Rule("retry failed e-mail deliveries", "admin", "support_engineer", writes=True),
     "audit.read": Rule("read the audit log", *STAFF, writes=False),
     "user.read": Rule("read users", "admin", writes=False),
     "user.manage": Rule("manage users", "admin", writes=True),
     "token.manage": Rule("manage API tokens", "admin", writes=True),
+}
+
+
+# A partner acts for a customer only through its link: per action, the link's flag the action needs (None:
+# any link) and whether the partner must manage the customer. Actions not listed ask nothing of the link.
+LINK_RULES: dict[str, tuple[str | None, bool]] = {
+    "ticket.check": ("can_file_tickets", False),
+    "ticket.create": ("can_file_tickets", False),
+    "ticket.participate": ("can_file_tickets", False),
+    "contract.read": ("can_view_entitlements", False),
+    "booking.create": ("can_book_activities", True),
+    "booking.cancel": ("can_book_activities", True),
+    "on_call.reserve": ("can_book_activities", True),
+    "on_call.cancel": ("can_book_activities", True),
+    "feed.manage": ("can_view_entitlements", False),
+    "feed.revoke_others": (None, True),
 }
 
 
@@ -98,6 +139,28 @@ def may(actor: Actor, action: str) -> bool:
     """Whether the actor may take the action at all (interfaces use it to offer only what may work)."""
     rule = ACTIONS[action]
     return rule.allows(actor) and not (rule.writes and actor.read_only)
+
+
+def allows(actor: Actor, action: str, *, link: PartnerCustomer | None = None) -> bool:
+    """Whether the actor may take the action for one customer: the table above and, for a partner, the link
+    it acts for that customer through (`partner_link`; None: it has none). Interfaces ask it to offer only
+    what will work; services ask it (or `require_for`) before the change."""
+    if not may(actor, action):
+        return False
+    if actor.kind != "partner" or action not in LINK_RULES:
+        return True
+    if link is None or link.partner_id != actor.partner_id:
+        return False
+    flag, must_manage = LINK_RULES[action]
+    return (flag is None or bool(getattr(link, flag))) and (link.managed or not must_manage)
+
+
+def may_revoke_feed(actor: Actor, created_by_ref: str, *, link: PartnerCustomer | None = None) -> bool:
+    """A feed is revoked by whoever created it (if it may manage feeds at all), or by one who may revoke
+    others' feeds: a partner that works with a customer without managing it never revokes the customer's."""
+    if created_by_ref == actor.ref and allows(actor, "feed.manage", link=link):
+        return True
+    return allows(actor, "feed.revoke_others", link=link)
 
 
 def require(actor: Actor, action: str) -> None:
@@ -169,6 +232,17 @@ def visible_customers(actor: Actor) -> Select[tuple[Customer]]:
         return query.where(Customer.id == actor.customer_id)
     if actor.kind == "partner":
         return query.where(Customer.id.in_(_linked_customers(actor.partner_id)))
+    return query.where(False)
+
+
+def managed_customers(actor: Actor) -> Select[tuple[Customer]]:
+    """The customers whose details a provider actor may change: all of them, or for a client manager
+    those of the contracts assigned to them."""
+    query = select(Customer)
+    if actor.kind == "system" or actor.roles & {"admin", "integrator"}:
+        return query
+    if "client_manager" in actor.roles:
+        return query.where(Customer.id.in_(select(Contract.customer_id).where(Contract.client_manager_id == actor.user_id)))
     return query.where(False)
 
 

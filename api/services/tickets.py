@@ -37,6 +37,7 @@ from api.services.programs import PlanView, get_program, plan_view, program_mode
 
 __all__ = [
     "DIAGNOSIS_FIELDS",
+    "next_due",
     "TicketRecord",
     "ticket_records",
     "MAX_WINDOW_DAYS",
@@ -46,6 +47,7 @@ __all__ = [
     "TicketPage",
     "TicketView",
     "add_comment",
+    "allowed_transitions",
     "calendar_windows",
     "get_tickets",
     "last_comments",
@@ -201,13 +203,21 @@ def _check_diagnosis(offered: TicketType, new: NewTicket) -> None:
 
 
 def _event(view: TicketView, actor_kind: str, actor_ref: str, kind: str, at: datetime, **fields: object) -> TicketEventRecord:
-    """The ticket's next event; the caller holds the ticket's row lock, so positions never collide."""
+    """The ticket's next event; the caller holds the ticket's row lock, so positions never collide. The
+    ticket's next SLA due instant follows from its history with this event."""
     record = TicketEventRecord(
         ticket_id=view.ticket.id, position=len(view.events) + 1, kind=kind, at=at, actor_kind=actor_kind,
         actor_ref=actor_ref, **fields,
     )
     view.events.append(record)
+    view.ticket.sla_due_at = next_due(view, at)
     return record
+
+
+def next_due(view: TicketView, at: datetime) -> datetime | None:
+    """The earliest instant a target not yet met falls due, as the clocks stand at `at`; None if none runs."""
+    dues = [c.due_at for c in _sla_of(view, at, Decimal(1)) if c.met_at is None and c.due_at is not None]
+    return min(dues) if dues else None
 
 
 def _check_next_update(now: datetime, next_update_at: datetime | None) -> None:
@@ -336,9 +346,8 @@ async def record_event(
             ticket.resolved_at = now
         elif kind == "reopened":
             ticket.resolved_at = None
-        event = TicketEventRecord(
-            ticket_id=ticket.id, position=len(view.events) + 1, kind=kind, at=now, actor_kind=actor.kind,
-            actor_ref=actor.ref,
+        event = _event(
+            view, actor.kind, actor.ref, kind, now,
             severity=severity, plan=plan, automatic=automatic, next_update_at=next_update_at,
         )
         session.add(event)
@@ -348,6 +357,15 @@ async def record_event(
             on_behalf_of_customer_id=ticket.customer_id,
         )
         return event
+
+
+def allowed_transitions(actor: Actor, status: str) -> tuple[str, ...]:
+    """The statuses `actor` may move a ticket in `status` to (what `transition_ticket` accepts from it)."""
+    if actor.kind in _PARTICIPANTS:
+        if not policy.may(actor, "ticket.participate"):
+            return ()
+        return tuple(to for to in TRANSITIONS.get(status, ()) if (status, to) in _CUSTOMER_TRANSITIONS)
+    return TRANSITIONS.get(status, ()) if policy.may(actor, "ticket.update") else ()
 
 
 def _require_participant(actor: Actor) -> None:

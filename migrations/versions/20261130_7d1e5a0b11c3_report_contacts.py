@@ -20,9 +20,11 @@ depends_on: Union[str, Sequence[str], None] = None
 
 def upgrade() -> None:
     """Upgrade schema."""
-    pass
+    with op.batch_alter_table('customers', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('report_contacts', sa.JSON(), server_default='[]', nullable=False))
 
 
 def downgrade() -> None:
     """Downgrade schema."""
-    pass
+    with op.batch_alter_table('customers', schema=None) as batch_op:
+        batch_op.drop_column('report_contacts')

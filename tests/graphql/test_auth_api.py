@@ -11,12 +11,31 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import update
 
 from api.auth import CSRF_HEADER, SESSION_COOKIE
 from api.config import PROJECT_ROOT, Settings
 from api.graphql.schema import build_schema
-from api.models import ApiToken, StaffRole, TokenAccess, TokenScope, User, UserKind
-from api.services import bookings, calendar_feeds, identity, ledger, parties, tickets
+from api.models import (
+    ApiToken,
+    OutboxMessage,
+    OutboxStatus,
+    StaffRole,
+    TokenAccess,
+    TokenScope,
+    User,
+    UserKind,
+)
+from api.services import (
+    bookings,
+    calendar_feeds,
+    identity,
+    ledger,
+    on_call,
+    outbox,
+    parties,
+    tickets,
+)
 from api.services.context import AppContext
 from tests.conftest import ADMIN, ADMIN_EMAIL, NOW, unique
 from tests.graphql.conftest import PASSWORD, Caller, table_counts
@@ -216,6 +235,20 @@ async def mutations(ctx: AppContext, make_contract) -> dict[str, tuple[str, dict
     ))
     await bookings.schedule_booking(ctx, ADMIN, bookings.Schedule(held.id, NOW, staff_email=consultant.email))
     feed, _ = await calendar_feeds.create_feed(ctx, ADMIN, contract.id)
+    available = await make_contract(program="premium-availability", plan="premium-16", effective=date(2026, 1, 1))
+    on_call_contract = await make_contract(program="tiered-support", plan="premium", effective=date(2026, 1, 1),
+                                           currency="DKK")
+    [reserved] = await on_call.reserve_on_call(ctx, ADMIN, on_call.NewReservation(
+        on_call_contract.id, [date(2026, 3, 21)], consultants=1, day_rate=Decimal("4000.00"),
+    ))
+    async with ctx.db.write() as session:
+        [failed_id] = await outbox.queue_all(session, ctx, [outbox.Message(
+            "notice", contract.customer_id, unique("ro-notice"), "Failed", "A message that failed.",
+            outbox.Recipient("customer", "Read only", "ro@auth.example"),
+        )])
+        await session.execute(
+            update(OutboxMessage).where(OutboxMessage.id == failed_id).values(status=OutboxStatus.FAILED, attempts=6)
+        )
     return {
         "createCustomer": ("CreateCustomerInput!", {"code": unique("ro"), "name": "Read only"}),
         "createPartner": ("CreatePartnerInput!", {"code": unique("ro"), "name": "Read only"}),
@@ -251,11 +284,23 @@ async def mutations(ctx: AppContext, make_contract) -> dict[str, tuple[str, dict
         "cancelBooking": ("CancelBookingInput!", {"bookingId": str(to_cancel.id)}),
         "createCalendarFeed": ("CreateCalendarFeedInput!", {"contractId": str(contract.id)}),
         "revokeCalendarFeed": ("ID!", str(feed.id)),
+        "recordOutage": ("RecordOutageInput!", {
+            "contractId": str(available.id), "startedAt": "2026-03-01T10:00:00+00:00",
+            "endedAt": "2026-03-01T10:05:00+00:00", "impactedPortion": "0.5",
+        }),
+        "reserveOnCall": ("ReserveOnCallInput!", {
+            "contractId": str(on_call_contract.id), "dates": ["2026-03-20"], "dayRate": "4000.00",
+        }),
+        "cancelOnCall": ("ID!", str(reserved.id)),
+        "retryDelivery": ("ID!", str(failed_id)),
+        "setReportContacts": ("SetReportContactsInput!", {
+            "customerId": str(contract.customer_id), "emails": ["reports@auth.example"],
+        }),
     }
 
 
 def mutation_document(name: str, input_type: str) -> str:
-    argument = "id" if name in ("revokeApiToken", "revokeCalendarFeed") else "input"
+    argument = "id" if name in ("revokeApiToken", "revokeCalendarFeed", "cancelOnCall", "retryDelivery") else "input"
     return f"mutation($v: {input_type}) {{ {name}({argument}: $v) {RESULT} }}"
 
 
@@ -265,7 +310,8 @@ def test_the_read_only_check_covers_every_mutation():
         "createCustomer", "createPartner", "linkPartner", "createContract", "consumeEntitlement", "reverseEntry",
         "adjustEntitlement", "loadProgram", "createUser", "createApiToken", "revokeApiToken",
         "fileTicket", "transitionTicket", "addComment", "logTime", "bookActivity", "scheduleBooking", "deliverBooking",
-        "cancelBooking", "createCalendarFeed", "revokeCalendarFeed",
+        "cancelBooking", "createCalendarFeed", "revokeCalendarFeed", "recordOutage", "reserveOnCall", "cancelOnCall",
+        "retryDelivery", "setReportContacts",
     }
 
 

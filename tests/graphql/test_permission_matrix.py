@@ -15,25 +15,49 @@ Outcomes:
 
 from __future__ import annotations
 
+import itertools
 import json
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import graphql
 import httpx
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from api.auth import CSRF_HEADER, SESSION_COOKIE
 from api.config import PROJECT_ROOT, Settings
 from api.db import Database
 from api.graphql.schema import build_schema
-from api.models import AuditEntry, LedgerEntry, StaffRole, TokenAccess, TokenScope, UserKind
-from api.services import bookings, calendar_feeds, contracts, identity, ledger, parties, tickets
+from api.models import (
+    AuditEntry,
+    LedgerEntry,
+    OnCallReservation,
+    OnCallStatus,
+    Outage,
+    OutboxMessage,
+    OutboxStatus,
+    StaffRole,
+    TokenAccess,
+    TokenScope,
+    UserKind,
+)
+from api.services import (
+    availability,
+    bookings,
+    calendar_feeds,
+    contracts,
+    identity,
+    ledger,
+    on_call,
+    outbox,
+    parties,
+    tickets,
+)
 from api.services.context import AppContext, FixedClock
 from tests.conftest import ADMIN, NOW, unique
 
@@ -85,7 +109,21 @@ ACTORS = (
 # * Bookings: the customer books and cancels on its own contracts, a partner where it manages the customer
 #   and the link lets it book (P's does), the client manager on the contracts assigned to them; scheduling and
 #   delivering are the provider's (client manager, admin, integrator). Support engineers read bookings but
-#   do not book. Calendar feeds: whoever may book may create and revoke them.
+#   do not book. Calendar feeds: whoever may book may create and revoke them; a partner that does not manage
+#   the customer creates and revokes only its own (see test_a_partner_that_does_not_manage_the_customer).
+# * Service levels: outages are the provider's record, so recordOutage (on a contract) is for admins,
+#   integrators and the contract's client manager (program-wide for admins and integrators only, checked in
+#   test_availability_api.py); customers, partners and support engineers are denied. serviceCredit and outages
+#   are read by whoever reads the contract. On-call days follow the booking rules (reserveOnCall and
+#   cancelOnCall as bookActivity and cancelBooking): support engineers read them but do not reserve.
+# * Reports: consumptionReport (own or foreign contract, March 2026) is read by whoever reads the contract,
+#   and answers null where the contract would. setReportContacts is for admins, integrators and a client
+#   manager on the customers of the contracts assigned to them; for another customer the client manager
+#   gets what a nonexistent one gets ("hidden"), as for every action it may take on objects outside its reach.
+# * E-mail deliveries name every customer's correspondents: admins and support engineers read them
+#   (deliveries, deliveryCounts) and retry failed ones (retryDelivery); everyone else is denied, provider
+#   tokens included. deliveries is filtered to the target customer's messages (like auditLog), with the
+#   same answer for own and foreign; deliveryCounts names no object.
 #
 #                                  anon cust part unlk supp  cm  admin c_rd c_rw p_rw v_rd v_rw
 ROWS: dict[tuple[str, str], tuple[str, ...]] = {
@@ -159,6 +197,25 @@ ROWS: dict[tuple[str, str], tuple[str, ...]] = {
     ("createCalendarFeed", "foreign"): (U, H, H, H, D, H, A, D, H, H, D, A),
     ("revokeCalendarFeed", "own"):     (U, A, A, H, D, A, A, D, A, A, D, A),
     ("revokeCalendarFeed", "foreign"): (U, H, H, H, D, H, A, D, H, H, D, A),
+    ("serviceCredit", "own"):      (U,   A,   A,   H,   A,   A,   A,   A,   A,   A,   A,   A),
+    ("serviceCredit", "foreign"):  (U,   H,   H,   H,   A,   H,   A,   H,   H,   H,   A,   A),
+    ("outages", "own"):            (U,   A,   A,   H,   A,   A,   A,   A,   A,   A,   A,   A),
+    ("outages", "foreign"):        (U,   H,   H,   H,   A,   H,   A,   H,   H,   H,   A,   A),
+    ("recordOutage", "own"):       (U,   D,   D,   D,   D,   A,   A,   D,   D,   D,   D,   A),
+    ("recordOutage", "foreign"):   (U,   D,   D,   D,   D,   H,   A,   D,   D,   D,   D,   A),
+    ("reserveOnCall", "own"):      (U,   A,   A,   H,   D,   A,   A,   D,   A,   A,   D,   A),
+    ("reserveOnCall", "foreign"):  (U,   H,   H,   H,   D,   H,   A,   D,   H,   H,   D,   A),
+    ("cancelOnCall", "own"):       (U,   A,   A,   H,   D,   A,   A,   D,   A,   A,   D,   A),
+    ("cancelOnCall", "foreign"):   (U,   H,   H,   H,   D,   H,   A,   D,   H,   H,   D,   A),
+    ("consumptionReport", "own"):      (U, A, A, H, A, A, A, A, A, A, A, A),
+    ("consumptionReport", "foreign"):  (U, H, H, H, A, H, A, H, H, H, A, A),
+    ("setReportContacts", "own"):      (U, D, D, D, D, A, A, D, D, D, D, A),
+    ("setReportContacts", "foreign"):  (U, D, D, D, D, H, A, D, D, D, D, A),
+    ("deliveries", "own"):         (U,   D,   D,   D,   A,   D,   A,   D,   D,   D,   D,   D),
+    ("deliveries", "foreign"):     (U,   D,   D,   D,   A,   D,   A,   D,   D,   D,   D,   D),
+    ("deliveryCounts", "-"):       (U,   D,   D,   D,   A,   D,   A,   D,   D,   D,   D,   D),
+    ("retryDelivery", "own"):      (U,   D,   D,   D,   A,   D,   A,   D,   D,   D,   D,   D),
+    ("retryDelivery", "foreign"):  (U,   D,   D,   D,   A,   D,   A,   D,   D,   D,   D,   D),
 }  # fmt: skip
 
 EXPECTED: dict[tuple[str, str, str], str] = {
@@ -191,6 +248,11 @@ AUDIT_ACTIONS = {
     "cancelBooking": {"booking.cancel", "ledger.reverse"},
     "createCalendarFeed": {"calendar_feed.create"},
     "revokeCalendarFeed": {"calendar_feed.revoke"},
+    "recordOutage": {"outage.record"},
+    "reserveOnCall": {"on_call.reserve"},
+    "cancelOnCall": {"on_call.cancel"},
+    "setReportContacts": {"customer.report_contacts"},
+    "retryDelivery": {"outbox.retry"},
 }
 
 # ---- the world: parties, contracts, credentials --------------------------------------------------
@@ -214,9 +276,36 @@ class World:
     tickets: dict[str, str]  # target -> ticket id
     booking_contracts: dict[str, str]  # target -> a Custom advisory contract with room for every booking
     bookings: dict[str, str]  # target -> a booking on it
+    availability_contracts: dict[str, str]  # target -> a premium-availability contract (availability terms)
+    outages: dict[str, str]  # target -> an outage of that contract, in February 2026
+    on_call_contracts: dict[str, str]  # target -> a tiered-support Premium contract (the on-call add-on)
+    deliveries: dict[str, str]  # target -> a failed outbox message of DELIVERY_KIND to that customer
     manager_email: str
     program_source: str
     to_reverse: dict[str, uuid.UUID | None] = field(default_factory=dict)
+    on_call_days: itertools.count = field(default_factory=itertools.count)  # a fresh day for each reservation
+
+
+DELIVERY_KIND = "matrix.delivery"  # the kind of the outbox messages the world and the retryDelivery rows queue
+
+
+async def _failed_delivery(ctx: AppContext, customer_id: uuid.UUID) -> str:
+    """A message to the customer, with an address, left failed as the sender leaves one after its last
+    attempt. Not through the sender: it would deliver every message due in the run's shared database."""
+    key = unique("matrix-delivery")
+    recipient = outbox.Recipient("customer", "Matrix IT", f"{key}@matrix.example")
+    async with ctx.db.write() as session:
+        [queued] = await outbox.queue_all(
+            session, ctx, [outbox.Message(DELIVERY_KIND, customer_id, key, f"About {key}", "Matrix text.", recipient)]
+        )
+        await session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id == queued)
+            .values(
+                status=OutboxStatus.FAILED, attempts=6, failed_at=ctx.now(), last_error="SMTPDataError: (550, 'no')"
+            )
+        )
+    return str(queued)
 
 
 async def _user(ctx: AppContext, kind: UserKind, **fields: Any) -> Caller:
@@ -322,6 +411,42 @@ async def world(database: Database, database_url: str, shipped_programs: list[st
             ctx, ADMIN, ledger.Consumption(c.id, "activities", Decimal(1), date(2026, 3, 1), "matrix setup")
         )
 
+    # Service levels: a contract with availability terms and one with on-call readiness for each customer.
+    # Their references sort after MATRIX-SUPPORT: filing takes the first contract (by reference) offering the
+    # ticket type, and these plans do not offer the "standard" severity the ticket rows file with.
+    async def service_contract(c, manager_email, program: str, plan: str, fee: str, currency: str):  # type: ignore[no-untyped-def]
+        return await contracts.create_contract(
+            ctx,
+            ADMIN,
+            contracts.NewContract(
+                reference=unique(f"MATRIX-Z-{program.upper()}"), customer_id=c.id, program_code=program,
+                plan_code=plan, effective_date=date(2026, 1, 1), end_date=date(2026, 12, 31),
+                monthly_fee=Decimal(fee), currency=currency, client_manager_email=manager_email,
+            ),
+        )
+
+    availability_contracts = {
+        target: await service_contract(c, m, "premium-availability", "premium-16", "2500.00", "EUR")
+        for target, c, m in (("own", own, manager_email), ("foreign", foreign, None))
+    }
+    outages = {
+        target: await availability.record_outage(
+            ctx,
+            ADMIN,
+            availability.NewOutage(
+                datetime(2026, 2, 2, 10, tzinfo=UTC), datetime(2026, 2, 2, 10, 30, tzinfo=UTC), Decimal("0.5"),
+                note="matrix setup", contract_id=c.id,
+            ),
+        )
+        for target, c in availability_contracts.items()
+    }
+    on_call_contracts = {
+        target: await service_contract(c, m, "tiered-support", "premium", "18500.00", "DKK")
+        for target, c, m in (("own", own, manager_email), ("foreign", foreign, None))
+    }
+
+    deliveries = {"own": await _failed_delivery(ctx, own.id), "foreign": await _failed_delivery(ctx, foreign.id)}
+
     callers = {
         "anonymous": Caller({}, None),
         "customer": await _user(ctx, UserKind.CUSTOMER, customer_id=own.id),
@@ -350,6 +475,10 @@ async def world(database: Database, database_url: str, shipped_programs: list[st
             partners={"own": str(linked.id), "foreign": str(other.id)},
             booking_contracts={"own": str(own_booking_contract.id), "foreign": str(foreign_booking_contract.id)},
             bookings={"own": str(own_booking.id), "foreign": str(foreign_booking.id)},
+            availability_contracts={t: str(c.id) for t, c in availability_contracts.items()},
+            outages={t: str(o.id) for t, o in outages.items()},
+            on_call_contracts={t: str(c.id) for t, c in on_call_contracts.items()},
+            deliveries=deliveries,
             manager_email=manager_email,
             program_source=(PROJECT_ROOT / "programs" / "advisory-assure.toml").read_text(encoding="utf-8"),
         )
@@ -363,6 +492,9 @@ class Request:
     document: str
     variables: dict[str, Any]
     ids: tuple[str, ...] = ()  # the objects named: ids[0] is the one a list answer is searched for
+
+    def with_id(self, ident: str) -> Request:
+        return Request(self.document, {**self.variables, "id": ident}, (ident,))
 
 
 def _pick(values: dict[str, str], target: str) -> str:
@@ -419,6 +551,7 @@ async def q_contract(w: World, t: str) -> Request:
         entitlements { bucket consumed remaining }
         periods(bucket: "activities") { periodStart consumed }
         ledger(first: 5) { edges { node { id quantity } } }
+        onCallReservations { id status }
       }
     }"""
     return Request(document, {"id": ident}, (ident,))
@@ -728,6 +861,114 @@ async def m_revoke_calendar_feed(w: World, t: str) -> Request:
     return Request(document, {"id": ident}, (ident,))
 
 
+async def q_service_credit(w: World, t: str) -> Request:
+    ident = _pick(w.availability_contracts, t)
+    document = """
+    query Run($c: ID!) {
+      serviceCredit(contractId: $c, month: "2026-02") { month downtimeMinutes creditPercent amount currency }
+    }"""
+    return Request(document, {"c": ident}, (ident,))
+
+
+async def q_outages(w: World, t: str) -> Request:
+    ident, contract = _pick(w.outages, t), _pick(w.availability_contracts, t)
+    document = 'query Run($c: ID!) { outages(contractId: $c, month: "2026-02") { id contractId startedAt } }'
+    return Request(document, {"c": contract}, (ident, contract))
+
+
+async def m_record_outage(w: World, t: str) -> Request:
+    # On one contract, in February (over by NOW); every allowed caller adds one more outage there.
+    contract = _pick(w.availability_contracts, t)
+    document = _mutation("recordOutage", "RecordOutageInput", "RecordOutageSuccess { outage { id contractId } }")
+    variables = {
+        "contractId": contract,
+        "startedAt": "2026-02-03T09:00:00+00:00",
+        "endedAt": "2026-02-03T09:05:00+00:00",
+        "impactedPortion": "0.5",
+        "note": "matrix",
+    }
+    return Request(document, {"input": variables}, (contract,))
+
+
+def _on_call_day(w: World) -> date:
+    """A day no request of the run has named yet (an allowed reservation takes its day, a refused one may
+    leave it reserved), from three weeks after NOW: a reservation on it is cancelled before its day."""
+    return date(2026, 4, 1) + timedelta(days=next(w.on_call_days))
+
+
+async def m_reserve_on_call(w: World, t: str) -> Request:
+    contract = _pick(w.on_call_contracts, t)
+    document = _mutation("reserveOnCall", "ReserveOnCallInput", "ReserveOnCallSuccess { reservations { id status } }")
+    variables = {"contractId": contract, "dates": [_on_call_day(w).isoformat()], "consultants": 1, "dayRate": "4200.00"}
+    return Request(document, {"input": variables}, (contract,))
+
+
+async def m_cancel_on_call(w: World, t: str) -> Request:
+    # A fresh reservation each time, on a day weeks after NOW: cancelled before its day.
+    if t == "missing":
+        ident = str(uuid.uuid4())
+    else:
+        [made] = await on_call.reserve_on_call(
+            w.ctx,
+            ADMIN,
+            on_call.NewReservation(uuid.UUID(w.on_call_contracts[t]), [_on_call_day(w)], 1, Decimal("4200.00")),
+        )
+        ident = str(made.id)
+    document = (
+        "mutation Run($id: ID!) { cancelOnCall(id: $id) { "
+        f"{ERROR_FIELDS} ... on CancelOnCallSuccess {{ reservation {{ id status amount }} }} }} }}"
+    )
+    return Request(document, {"id": ident}, (ident,))
+
+
+async def q_consumption_report(w: World, t: str) -> Request:
+    # March 2026: within the terms of both contracts (from 2026-02-15), and under way at NOW.
+    ident = _pick(w.contracts, t)
+    document = """
+    query Run($c: ID!) {
+      consumptionReport(contractId: $c, month: "2026-03") {
+        contractId customerId month complete buckets { bucket consumedInMonth } activities { requested } csvPath
+      }
+    }"""
+    return Request(document, {"c": ident}, (ident,))
+
+
+async def m_set_report_contacts(w: World, t: str) -> Request:
+    ident = _pick(w.customers, t)
+    document = _mutation(
+        "setReportContacts", "SetReportContactsInput", "SetReportContactsSuccess { customer { id reportContacts } }"
+    )
+    variables = {"customerId": ident, "emails": [f"{unique('reports')}@matrix.example"]}
+    return Request(document, {"input": variables}, (ident,))
+
+
+async def q_deliveries(w: World, t: str) -> Request:
+    # The target customer's messages of the matrix's own kind: the world's failed one is on the first page.
+    ident, customer = _pick(w.deliveries, t), _pick(w.customers, t)
+    document = """
+    query Run($c: ID!, $k: String!) {
+      deliveries(filter: {customerId: $c, kind: $k}, first: 50) {
+        edges { node { id customerId status recipientEmail lastError } } pageInfo { hasNextPage }
+      }
+    }"""
+    return Request(document, {"c": customer, "k": DELIVERY_KIND}, (ident, customer))
+
+
+async def q_delivery_counts(w: World, t: str) -> Request:
+    return Request("{ deliveryCounts { status count } }", {})
+
+
+async def m_retry_delivery(w: World, t: str) -> Request:
+    # A fresh failed message each time: an allowed retry puts it back in the queue, where a second retry
+    # would be refused (WRONG_STATUS).
+    ident = str(uuid.uuid4()) if t == "missing" else await _failed_delivery(w.ctx, uuid.UUID(w.customers[t]))
+    document = (
+        "mutation Run($id: ID!) { retryDelivery(id: $id) { "
+        f"{ERROR_FIELDS} ... on RetryDeliverySuccess {{ delivery {{ id status attempts }} }} }} }}"
+    )
+    return Request(document, {"id": ident}, (ident,))
+
+
 Builder = Callable[[World, str], Awaitable[Request]]
 
 QUERIES: dict[str, Builder] = {
@@ -750,6 +991,11 @@ QUERIES: dict[str, Builder] = {
     "activityCatalog": q_activity_catalog,
     "bookings": q_bookings,
     "booking": q_booking,
+    "serviceCredit": q_service_credit,
+    "outages": q_outages,
+    "consumptionReport": q_consumption_report,
+    "deliveries": q_deliveries,
+    "deliveryCounts": q_delivery_counts,
 }
 
 MUTATIONS: dict[str, Builder] = {
@@ -774,6 +1020,11 @@ MUTATIONS: dict[str, Builder] = {
     "cancelBooking": m_cancel_booking,
     "createCalendarFeed": m_create_calendar_feed,
     "revokeCalendarFeed": m_revoke_calendar_feed,
+    "recordOutage": m_record_outage,
+    "reserveOnCall": m_reserve_on_call,
+    "cancelOnCall": m_cancel_on_call,
+    "setReportContacts": m_set_report_contacts,
+    "retryDelivery": m_retry_delivery,
 }
 
 BUILDERS = {**QUERIES, **MUTATIONS}
@@ -828,8 +1079,10 @@ def classify(operation: str, request: Request, response: Response) -> str:
         return A if value else H
     if operation == "auditLog":
         return A if value["edges"] else H
-    if operation in ("tickets", "bookings"):
+    if operation in ("tickets", "bookings", "deliveries"):
         return A if request.ids[0] in {edge["node"]["id"] for edge in value["edges"]} else H
+    if operation == "outages":
+        return A if request.ids[0] in {item["id"] for item in value} else H
     if operation == "checkFiling":
         if value["allowed"] or value["code"] in ("INVALID", "PARTNER_NOT_ELIGIBLE"):
             return A  # past the access check: the answer is the program's
@@ -837,12 +1090,16 @@ def classify(operation: str, request: Request, response: Response) -> str:
     return A
 
 
-async def counts(w: World) -> tuple[int, int]:
-    """Rows in the audit log and in the ledger."""
+async def counts(w: World) -> tuple[int, ...]:
+    """Rows in the audit log (first), the ledger and outages, and on-call reservations still reserved."""
     async with w.ctx.db.read() as session:
         audit_rows = await session.scalar(select(func.count()).select_from(AuditEntry))
         ledger_rows = await session.scalar(select(func.count()).select_from(LedgerEntry))
-    return int(audit_rows or 0), int(ledger_rows or 0)
+        outage_rows = await session.scalar(select(func.count()).select_from(Outage))
+        reserved = await session.scalar(
+            select(func.count()).select_from(OnCallReservation).where(OnCallReservation.status == OnCallStatus.RESERVED)
+        )
+    return int(audit_rows or 0), int(ledger_rows or 0), int(outage_rows or 0), int(reserved or 0)
 
 
 def normalised(response: Response, ids: tuple[str, ...]) -> tuple[int, str]:
@@ -870,7 +1127,9 @@ async def test_permission_matrix(world: World, actor: str, operation: str, targe
         if outcome == A:
             assert after[0] > before[0], f"{operation} by {actor} succeeded without an audit entry"
         else:
-            assert after == before, f"refused {operation} by {actor} wrote (audit, ledger) {before} -> {after}"
+            assert after == before, (
+                f"refused {operation} by {actor} wrote (audit, ledger, outages, reserved) {before} -> {after}"
+            )
 
     if target == "foreign" and outcome != A:
         # Out of reach must read exactly as nonexistent: the same request for a random id.
@@ -927,3 +1186,42 @@ async def test_refused_calls_left_no_trace(world: World) -> None:
         foreign = [uuid.UUID(world.contracts["foreign"]), uuid.UUID(world.booking_contracts["foreign"])]
         refs = set(await session.scalars(select(LedgerEntry.actor_ref).where(LedgerEntry.contract_id.in_(foreign))))
     assert refs <= ledger_writers, f"foreign ledger written by {refs - ledger_writers}"
+
+
+# ---- a partner that works with customer A without managing it -------------------------------------------
+#
+# Its link lets it see A's entitlements but not book. Calendar feeds: it may create feeds of its own on A's
+# contracts and revoke those, never A's own feeds (policy `feed.revoke_others`); it may not book.
+NON_MANAGING = [
+    ("createCalendarFeed", "own", A),
+    ("revokeCalendarFeed", "customer's feed", D),
+    ("revokeCalendarFeed", "its own feed", A),
+    ("revokeCalendarFeed", "foreign", H),
+    ("bookActivity", "own", D),
+]
+
+
+@pytest.mark.parametrize(("operation", "target", "expected"), NON_MANAGING, ids=[f"{o}-{t}" for o, t, _ in NON_MANAGING])
+async def test_a_partner_that_does_not_manage_the_customer(world: World, operation: str, target: str, expected: str) -> None:
+    if "partner_nonmanaging" not in world.callers:
+        code = unique("matrix-partner-nm")
+        partner = await parties.create_partner(world.ctx, ADMIN, parties.NewPartner(code=code, name=code))
+        await parties.link_partner(
+            world.ctx, ADMIN, partner_id=partner.id, customer_id=uuid.UUID(world.customers["own"]), managed=False,
+            production_access=False, can_file_tickets=True, can_view_entitlements=True, can_book_activities=False,
+        )
+        world.callers["partner_nonmanaging"] = await _user(world.ctx, UserKind.PARTNER, partner_id=partner.id)
+    caller = "partner_nonmanaging"
+    if operation == "revokeCalendarFeed" and target == "its own feed":
+        created = await run(world, caller, await m_create_calendar_feed(world, "own"))
+        ident = created.body["data"]["createCalendarFeed"]["feed"]["id"]
+        request = (await m_revoke_calendar_feed(world, "missing")).with_id(ident)
+    elif operation == "revokeCalendarFeed":
+        request = await m_revoke_calendar_feed(world, "own" if target == "customer's feed" else "foreign")
+    else:
+        request = await BUILDERS[operation](world, target)
+    response = await run(world, caller, request)
+    assert classify(operation, request, response) == expected, response.body
+    if expected == H:
+        missing = await BUILDERS[operation](world, "missing")
+        assert normalised(response, request.ids) == normalised(await run(world, caller, missing), missing.ids)

@@ -739,3 +739,24 @@ async def test_a_refused_reply_queues_nothing(ctx, clock, ticket):
     await move(ctx, clock, ticket, "closed", at=NOW)
     await refused(ctx, say(ctx, clock, ticket, "late reply", at=NOW + timedelta(minutes=1)), ValidationFailed)
     assert sorted(m.kind for m in await messages(ctx, ticket.id)) == ["resolved", "ticket_filed"]
+
+
+# ---- the stored next due instant (what the staff queue sorts by) ------------------------------------
+
+
+async def test_the_ticket_keeps_its_next_due_instant_with_every_event(ctx, clock, customer, ticket):
+    async def due() -> datetime | None:
+        return (await stored(ctx, ticket.id))[0].sla_due_at
+
+    filed = await clocks_at(ctx, clock, ticket, NOW)
+    assert await due() == min(c.due_at for c in filed.values() if c.met_at is None and c.due_at is not None)
+    # Waiting on the customer pauses the clocks: nothing falls due while it waits.
+    await move(ctx, clock, ticket, "in_progress", at=NOW + timedelta(minutes=5))
+    await move(ctx, clock, ticket, "waiting_on_customer", at=NOW + timedelta(minutes=10))
+    assert await due() is None
+    await say(ctx, clock, ticket, "Here are the logs.", at=NOW + timedelta(hours=3), actor=customer_actor(customer.id))
+    resumed = await clocks_at(ctx, clock, ticket, NOW + timedelta(hours=3))
+    expected = min(c.due_at for c in resumed.values() if c.met_at is None and c.due_at is not None)
+    assert await due() == expected and expected > filed["first_response"].due_at  # moved by the pause
+    await move(ctx, clock, ticket, "resolved", at=NOW + timedelta(hours=4))
+    assert await due() is None

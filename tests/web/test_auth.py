@@ -46,22 +46,23 @@ def login_redirect(response: httpx.Response) -> dict[str, list[str]]:
 async def test_login_form_sets_a_double_submit_csrf_cookie(anonymous_client):
     response = await anonymous_client.get("/login")
     assert response.status_code == 200
-    assert "<h1>Log in</h1>" in response.text
+    assert "<h1>Sign in</h1>" in response.text
     assert re.search(r'<form class="login" method="post" action="[^"]*/login"', response.text)
     assert 'hx-post="' in response.text and 'hx-target="this"' in response.text
     cookie = set_cookie(response, "entitle_csrf")
     assert cookie["value"] == hidden_csrf(response.text)
     assert len(cookie["value"]) >= 32
     assert "httponly" in cookie and cookie["samesite"].lower() == "lax" and "secure" not in cookie
-    # Not logged in: no navigation, no logout button, no CSRF header for htmx.
-    assert "Log out" not in response.text and "hx-headers" not in response.text
+    # Not signed in: no navigation, no sign-out button, no CSRF header for htmx.
+    assert "Sign out" not in response.text and "hx-headers" not in response.text
+    assert 'aria-label="Main"' not in response.text
 
 
 async def test_login_sets_a_session_cookie_and_redirects(anonymous_client, make_user):
     user = await make_user(name="Ada Admin")
     response = await log_in(anonymous_client, user.email)
     assert response.status_code == 303
-    assert response.headers["location"] == "/"
+    assert response.headers["location"] == "/queue"  # staff start at the queue
     cookie = set_cookie(response, SESSION_COOKIE)
     assert len(cookie["value"]) >= 32
     assert "httponly" in cookie
@@ -70,11 +71,11 @@ async def test_login_sets_a_session_cookie_and_redirects(anonymous_client, make_
     assert cookie["max-age"] == str(12 * 3600)
     assert "secure" not in cookie  # http://testserver
 
-    home = await anonymous_client.get("/")
+    home = await anonymous_client.get("/queue")
     assert home.status_code == 200
     assert f"Ada Admin &lt;{user.email}&gt;" in home.text
     logout_form = re.search(r'<form class="logout" method="post" action="[^"]*/logout">(.*?)</form>', home.text, re.S)
-    assert logout_form and "Log out" in logout_form.group(1)
+    assert logout_form and "Sign out" in logout_form.group(1)
     csrf = hidden_csrf(logout_form.group(1))
     # htmx sends the token on every request from the page: hx-headers, explicitly inherited (htmx 4).
     assert f"""<body hx-boost:inherited="true" hx-headers:inherited='{{"X-CSRF-Token": "{csrf}"}}'>""" in home.text
@@ -85,7 +86,7 @@ async def test_each_login_issues_a_new_session_and_ends_the_previous(anonymous_c
     first = set_cookie(await log_in(anonymous_client, user.email), SESSION_COOKIE)["value"]
     second = set_cookie(await log_in(anonymous_client, user.email), SESSION_COOKIE)["value"]
     assert first != second
-    assert (await anonymous_client.get("/")).status_code == 200
+    assert (await anonymous_client.get("/programs")).status_code == 200
 
     anonymous_client.cookies.set(SESSION_COOKIE, first)
     assert login_redirect(await anonymous_client.get("/"))["reason"] == ["invalid"]
@@ -157,10 +158,11 @@ async def test_login_without_matching_csrf_is_refused(anonymous_client, make_use
 async def test_logout_ends_the_session(anonymous_client, logged_in):
     await logged_in()
     old = anonymous_client.cookies[SESSION_COOKIE]
-    csrf = hidden_csrf((await anonymous_client.get("/")).text)
+    csrf = hidden_csrf((await anonymous_client.get("/programs")).text)
     response = await anonymous_client.post("/logout", data={"csrf_token": csrf})
     assert response.status_code == 303
-    assert response.headers["location"] == "/login"
+    assert response.headers["location"] == "/login?reason=signed_out"
+    assert "You are signed out." in (await anonymous_client.get(response.headers["location"])).text
     deleted = set_cookie(response, SESSION_COOKIE)
     assert deleted["max-age"] == "0"
     assert SESSION_COOKIE not in anonymous_client.cookies
@@ -171,10 +173,10 @@ async def test_logout_ends_the_session(anonymous_client, logged_in):
 
 async def test_logout_with_the_csrf_header_from_htmx(anonymous_client, logged_in):
     await logged_in()
-    csrf = hidden_csrf((await anonymous_client.get("/")).text)
+    csrf = hidden_csrf((await anonymous_client.get("/programs")).text)
     response = await anonymous_client.post("/logout", headers={**HX, "X-CSRF-Token": csrf})
     assert response.status_code == 200
-    assert response.headers["HX-Redirect"] == "/login"
+    assert response.headers["HX-Redirect"] == "/login?reason=signed_out"
     assert (await anonymous_client.get("/")).status_code == 303
 
 
@@ -186,7 +188,7 @@ async def test_logout_needs_the_csrf_token(anonymous_client, logged_in, token):
     assert response.status_code == 403
     assert response.headers["content-type"].startswith("text/html")
     assert CSRF_REFUSAL in response.text
-    assert (await anonymous_client.get("/")).status_code == 200  # still logged in
+    assert (await anonymous_client.get("/programs")).status_code == 200  # still signed in
 
 
 async def test_without_a_session_pages_redirect_to_login(anonymous_client, make_contract):
@@ -216,7 +218,7 @@ async def test_tampered_cookie_redirects_to_login(portal):
     assert login_redirect(response) == {"next": ["/programs"], "reason": ["invalid"]}
     assert set_cookie(response, SESSION_COOKIE)["max-age"] == "0"
     page = await portal.get(response.headers["location"])
-    assert "Your session is no longer valid; please log in again." in page.text
+    assert "Your session is no longer valid; please sign in again." in page.text
 
 
 async def test_expired_session_redirects_to_login(portal, clock):
@@ -225,7 +227,7 @@ async def test_expired_session_redirects_to_login(portal, clock):
     assert login_redirect(response) == {"next": ["/"], "reason": ["expired"]}
     page = await portal.get(response.headers["location"])
     assert page.status_code == 200
-    assert "Your session has expired; please log in again." in page.text
+    assert "Your session has expired; please sign in again." in page.text
 
 
 async def test_unknown_reason_is_not_shown(anonymous_client):
@@ -248,7 +250,7 @@ async def test_next_must_be_a_local_path(anonymous_client, make_user, target):
     user = await make_user()
     response = await log_in(anonymous_client, user.email, next=target)
     assert response.status_code == 303
-    assert response.headers["location"] == "/"
+    assert response.headers["location"] == "/queue"
 
 
 async def test_next_is_followed_after_login(anonymous_client, make_user):
@@ -269,7 +271,7 @@ async def test_over_https_the_cookies_are_secure(settings, database, clock, make
         assert response.status_code == 303
         cookie = set_cookie(response, SESSION_COOKIE)
         assert "secure" in cookie and "httponly" in cookie and cookie["samesite"].lower() == "lax"
-        assert (await https.get("/")).status_code == 200
+        assert (await https.get("/programs")).status_code == 200
 
 
 def contract_links(page: str) -> set[str]:

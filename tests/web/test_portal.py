@@ -33,10 +33,11 @@ async def consume(ctx, contract, bucket: str, quantity: int, on: date | None = N
     await ledger.consume_entitlement(ctx, ADMIN, ledger.Consumption(contract.id, bucket, Decimal(quantity), on=on))
 
 
-async def test_home_lists_contracts_with_links(portal, make_customer, make_contract):
+async def test_contracts_page_lists_contracts_with_links(portal, make_customer, make_contract):
     customer = await make_customer(name=unique("Portal Customer"))
     contract = await make_contract(customer=customer, monthly_fee=Decimal("1234.50"))
-    response = await portal.get("/")
+    assert (await portal.get("/")).headers["location"] == "/queue"  # the staff's home is the queue
+    response = await portal.get("/contracts")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/html")
     page = response.text
@@ -45,7 +46,8 @@ async def test_home_lists_contracts_with_links(portal, make_customer, make_contr
     assert link.group(2) == contract.reference
     row = re.search(rf"<tr>\s*<td><a href=\"[^\"]*/contracts/{contract.id}\">.*?</tr>", page, re.S)
     assert row
-    assert text_of(row.group(0)) == f"{contract.reference} {customer.name} 2026-02-15 – 2027-02-14 1234.50 EUR"
+    # Dates and money formatted with babel for the viewer's locale (English without Accept-Language).
+    assert text_of(row.group(0)) == f"{contract.reference} {customer.name} Feb 15, 2026 – Feb 14, 2027 €1,234.50"
 
     followed = await portal.get(link.group(1))
     assert followed.status_code == 200
@@ -62,11 +64,12 @@ async def test_contract_page_shows_remaining_activities(portal, ctx, make_contra
     assert f"<h1>{contract.reference}</h1>" in page
     assert "Assure Small" in text_of(page)
     assert entitlement_rows(page) == [
-        ["Small activities", "2026-02-15 – 2026-05-14", "5 activities", "2 activities", "3 activities",
-         "in 65 days (2026-05-14)"],
+        ["Small activities", "Feb 15, 2026 – May 14, 2026", "5 activities", "2 activities", "3 activities",
+         "in 65 days (May 14, 2026)"],
     ]
-    # The latest ledger entries are listed too.
-    assert "2026-03-10 12:00 UTC" in page
+    # The latest ledger entries are listed too, by bucket name, at the viewer's time with the zone named.
+    ledger = re.search(r"<h2>Latest ledger entries</h2>(.*)", page, re.S).group(1)  # type: ignore[union-attr]
+    assert "Mar 10, 2026, 12:00 PM UTC Small activities Feb 15, 2026 – May 14, 2026 consume 2 activities" in text_of(ledger)
     assert "Nothing consumed yet." not in page
 
 
@@ -75,9 +78,9 @@ async def test_contract_page_formats_hours(portal, ctx, make_contract):
     await consume(ctx, contract, "expert-hours", 90)
     page = (await portal.get(f"/contracts/{contract.id}")).text
     [row] = entitlement_rows(page)
-    assert row[1:5] == ["2026-02-15 – 2026-03-31", "16 h", "1 h 30 min", "14 h 30 min"]
+    assert row[1:5] == ["Feb 15, 2026 – Mar 31, 2026", "16 h", "1 h 30 min", "14 h 30 min"]
     # The quarter ends within the 30 warning days with hours left: the customer is warned.
-    assert row[5] == "in 21 days (2026-03-31) 14 h 30 min expire unless used"
+    assert row[5] == "in 21 days (Mar 31, 2026) Expiring soon 14 h 30 min expire unless used"
 
 
 async def test_contract_page_with_nothing_consumed(portal, make_contract):
@@ -91,8 +94,8 @@ async def test_contract_page_shows_what_expired(portal, make_contract):
     contract = await make_contract(effective=date(2025, 10, 1))
     page = (await portal.get(f"/contracts/{contract.id}", params={"on": "2025-11-01"})).text
     [row] = entitlement_rows(page)
-    assert row[1] == "2025-10-01 – 2025-12-31"
-    assert row[5] == "ended 2025-12-31, 5 activities expired"
+    assert row[1] == "Oct 1, 2025 – Dec 31, 2025"
+    assert row[5] == "ended Dec 31, 2025, 5 activities expired"
 
 
 async def test_htmx_request_gets_the_entitlements_partial(portal, ctx, make_contract):
@@ -104,14 +107,14 @@ async def test_htmx_request_gets_the_entitlements_partial(portal, ctx, make_cont
     assert "<html" not in partial and "<h1>" not in partial
     assert partial.strip().startswith('<section id="entitlements">')
     assert partial.strip().endswith("</section>")
-    assert entitlement_rows(partial)[0][1:5] == ["2026-02-15 – 2026-05-14", "5 activities", "4 activities", "1 activity"]
+    assert entitlement_rows(partial)[0][1:5] == ["Feb 15, 2026 – May 14, 2026", "5 activities", "4 activities", "1 activity"]
 
     second = (await portal.get(f"/contracts/{contract.id}", params={"on": "2026-06-01"}, headers=HX)).text
     assert "<html" not in second
-    assert entitlement_rows(second)[0][1:5] == ["2026-05-15 – 2026-08-14", "5 activities", "0 activities", "5 activities"]
+    assert entitlement_rows(second)[0][1:5] == ["May 15, 2026 – Aug 14, 2026", "5 activities", "0 activities", "5 activities"]
 
     outside = (await portal.get(f"/contracts/{contract.id}", params={"on": "2028-01-01"}, headers=HX)).text
-    assert "The contract is not in force on 2028-01-01" in outside
+    assert "The contract is not in force on Jan 1, 2028" in outside
 
 
 @pytest.mark.parametrize(
@@ -188,7 +191,7 @@ async def test_static_htmx_is_served(portal):
     assert "javascript" in response.headers["content-type"]
     assert len(response.content) > 10_000
     assert b"HX-Request" in response.content
-    page = (await portal.get("/")).text
+    page = (await portal.get("/programs")).text
     assert "/static/vendor/htmx-4.0.1.min.js" in page
 
 

@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from api.auth import CSRF_HEADER
 from api.models import Booking, BookingStatus, StaffRole, UserKind
-from api.services import bookings, parties
+from api.services import bookings, calendar_feeds, parties
 from tests.conftest import ADMIN, unique
 from tests.web.conftest import hidden_csrf, log_in
 from tests.web.test_portal import entitlement_rows, text_of
@@ -44,7 +44,10 @@ async def test_a_customer_books_an_activity_with_htmx(anonymous_client, logged_i
     await logged_in(UserKind.CUSTOMER, customer_id=customer.id, name="Anna Customer")
     page = (await anonymous_client.get(f"/contracts/{contract.id}")).text
     assert "What can be booked (9 activities)" in text_of(page)
-    assert "Architecture review 4 activities Evaluation of the overall solution design" in text_of(page)
+    assert (
+        "Architecture review 4 small activities 4 activities of Small activities Evaluation of the overall solution design"
+        in text_of(page)
+    )
     assert "<summary>Schedule</summary>" not in page  # scheduling is the client manager's
     fields = form_fields(page, f"/contracts/{contract.id}/bookings")
 
@@ -56,9 +59,11 @@ async def test_a_customer_books_an_activity_with_htmx(anonymous_client, logged_i
     assert response.status_code == 200, response.text
     panel = response.text
     assert panel.strip().startswith('<div id="contract-panel">') and "<html" not in panel
-    assert "Requested Architecture review for 2026-04-01: the client manager schedules it." in text_of(panel)
+    # The notice goes to the page's one status region, swapped out of band.
+    assert re.search(r'<div class="flashes" id="flashes" role="status" hx-swap-oob="true">', panel)
+    assert "Requested Architecture review for Apr 1, 2026: the client manager schedules it." in text_of(panel)
     assert booking_rows(panel) == [
-        "Architecture review Before the replatforming 4 activities 2026-02-15 – 2026-05-14 wanted 2026-04-01 "
+        "Architecture review Before the replatforming 4 activities Feb 15, 2026 – May 14, 2026 wanted Apr 1, 2026 "
         "requested Cancel"
     ]
     assert entitlement_rows(panel)[0][2:5] == ["5 activities", "4 activities", "1 activity"]
@@ -98,6 +103,10 @@ async def test_forms_work_without_javascript(anonymous_client, logged_in, ctx, m
     page = (await anonymous_client.get(response.headers["location"])).text
     [row] = booking_rows(page)
     assert row.startswith("Advisory call 1 activity")
+    # The confirmation comes with the page after the redirect, once.
+    assert "Requested Advisory call for Mar 12, 2026: the client manager schedules it." in text_of(page)
+    again = (await anonymous_client.get(response.headers["location"])).text
+    assert "Requested Advisory call" not in text_of(again)
 
     past = await anonymous_client.post(
         f"/contracts/{contract.id}/bookings",
@@ -112,6 +121,9 @@ async def test_forms_work_without_javascript(anonymous_client, logged_in, ctx, m
         f"/bookings/{booking.id}/cancel", data={"csrf_token": hidden_csrf(page), "reason": "not needed"}
     )
     assert cancelled.status_code == 303
+    assert "Cancelled Advisory call: its units are available again." in text_of(
+        (await anonymous_client.get(cancelled.headers["location"])).text
+    )
     [booking] = await bookings_of(ctx, contract.id)
     assert (booking.status, booking.cancel_reason) == (BookingStatus.CANCELLED, "not needed")
 
@@ -151,7 +163,8 @@ async def test_the_client_manager_schedules_and_marks_delivered(
     )
     assert booking.staff_id == manager.id
     [row] = booking_rows(response.text)
-    assert "2026-03-20 09:30 – 11:30 scheduled Carl Manager" in row
+    # Shown in the viewer's zone (UTC without the browser's), the zone named.
+    assert "Mar 20, 2026, 8:30 AM UTC – 10:30 AM scheduled Carl Manager" in row
 
     outside = await anonymous_client.post(
         f"/bookings/{booking.id}/schedule", data={"csrf_token": csrf, "starts_at": "2026-04-02T09:30"}, headers=HX
@@ -187,10 +200,11 @@ async def test_a_partner_is_offered_itself_and_books_only_where_allowed(
     )
     await logged_in(UserKind.PARTNER, partner_id=partner.id)
     page = (await anonymous_client.get(f"/contracts/{contract.id}")).text
-    fields = form_fields(page, f"/contracts/{contract.id}/bookings")
-    assert 'name="partner"' not in page  # the link does not let it take part
+    # The link does not let it book: no booking form is offered, and a booking sent anyway is refused.
+    assert f'action="/contracts/{contract.id}/bookings"' not in page
     refused = await anonymous_client.post(
-        f"/contracts/{contract.id}/bookings", data={**fields, "activity": "advisory-call", "on": "2026-04-01"}, headers=HX
+        f"/contracts/{contract.id}/bookings",
+        data={"csrf_token": hidden_csrf(page), "activity": "advisory-call", "on": "2026-04-01"}, headers=HX,
     )
     assert refused.status_code == 422
     assert "may not book activities for this customer: the customer has not allowed it" in text_of(refused.text)
@@ -233,14 +247,20 @@ async def test_a_calendar_feed_is_shown_once_and_can_be_revoked(anonymous_client
     page = (await anonymous_client.get(f"/contracts/{contract.id}")).text
     csrf = hidden_csrf(page)
     created = await anonymous_client.post(f"/contracts/{contract.id}/feeds", data={"csrf_token": csrf, "name": "Team"})
-    assert created.status_code == 200  # rendered, not redirected: the address is in this answer only
-    address = re.search(r'<code class="secret">([^<]+)</code>', created.text)
-    assert address, created.text
-    path = address.group(1).removeprefix("http://127.0.0.1:8000")
+    # Post, redirect, get: a reload repeats nothing, and the address comes once, with the page after the redirect.
+    assert created.status_code == 303
+    shown = (await anonymous_client.get(created.headers["location"])).text
+    address = re.search(r'<code class="secret">([^<]+)</code>', shown)
+    assert address, shown
+    # Without ENTITLE_PUBLIC_URL, under the address the request came in on.
+    assert address.group(1).startswith("http://testserver/calendar/")
+    path = address.group(1).removeprefix("http://testserver")
     assert (await anonymous_client.get(path)).status_code == 200
     shown_again = (await anonymous_client.get(f"/contracts/{contract.id}")).text
     assert address.group(1) not in shown_again
     assert "Team" in text_of(shown_again) and "active" in text_of(shown_again)
+    feeds = await calendar_feeds.list_feeds(ctx, ADMIN, [contract.id])
+    assert len(feeds[contract.id]) == 1
 
     feed_id = re.search(rf"/contracts/{contract.id}/feeds/([0-9a-f-]+)/revoke", shown_again).group(1)  # type: ignore[union-attr]
     revoked = await anonymous_client.post(
@@ -249,6 +269,18 @@ async def test_a_calendar_feed_is_shown_once_and_can_be_revoked(anonymous_client
     assert revoked.status_code == 200
     assert "Revoked the feed 'Team'." in text_of(revoked.text)
     assert (await anonymous_client.get(path)).status_code == 404
+
+
+async def test_with_htmx_a_new_feed_is_shown_in_place(anonymous_client, logged_in, make_customer, make_contract):
+    customer = await make_customer()
+    contract = await make_contract(customer=customer)
+    await logged_in(UserKind.CUSTOMER, customer_id=customer.id)
+    csrf = hidden_csrf((await anonymous_client.get(f"/contracts/{contract.id}")).text)
+    created = await anonymous_client.post(
+        f"/contracts/{contract.id}/feeds", data={"csrf_token": csrf, "name": "Team"}, headers=HX
+    )
+    assert created.status_code == 200 and "<html" not in created.text
+    assert re.search(r'<code class="secret">http://testserver/calendar/[A-Za-z0-9_-]+\.ics</code>', created.text)
 
 
 async def test_a_read_only_session_is_never_offered_forms(anonymous_client, logged_in, make_contract):
