@@ -21,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.templating import Jinja2Templates
 
+from api.domain.units import format_quantity
 from api.services.context import Actor, AppContext
 from api.services.tickets import TicketView
 
@@ -144,13 +145,7 @@ class Viewer:
 
     def quantity(self, value: int, ledger_unit: str) -> str:
         """Activities as a count ('1 activity', '3 activities'); minutes as '12 h 30 min'."""
-        if ledger_unit != "minutes":
-            return f"{self.number(value, 0)} {'activity' if abs(value) == 1 else 'activities'}"
-        sign = "-" if value < 0 else ""
-        hours, minutes = divmod(abs(value), 60)
-        if hours and minutes:
-            return f"{sign}{self.number(hours, 0)} h {minutes} min"
-        return f"{sign}{self.number(hours, 0)} h" if hours else f"{sign}{minutes} min"
+        return format_quantity(value, ledger_unit, lambda count: self.number(count, 0))
 
     def amount(self, value: int, ledger_unit: str) -> str:
         """A quantity as a bare number in the unit people count in: activities, or hours (2 decimals at most)."""
