@@ -7,19 +7,20 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from sqlalchemy import text
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
-from strawberry.asgi import GraphQL
 
 from api.auth import CSRF_HEADER, authenticate, csrf_matches
 from api.config import Settings, get_settings
 from api.db import Database
-from api.graphql.context import Loaders, RequestContext
+from api.graphql.http import EntitleGraphQL, error_response, negotiate
 from api.graphql.ids import parse_id
 from api.graphql.schema import build_schema
+from api.health import healthz, readyz
+from api.middleware import BodyLimit, RequestContext
 from api.services import reports
 from api.services.context import AppContext, Clock, SystemClock
 from api.services.errors import AuthenticationFailed, DomainError, NotFound
@@ -27,24 +28,10 @@ from api.services.errors import AuthenticationFailed, DomainError, NotFound
 __all__ = ["create_app"]
 
 
-class EntitleGraphQL(GraphQL):
-    def __init__(self, app: AppContext, **kwargs: Any):
-        super().__init__(build_schema(app.settings), **kwargs)
-        self.app_context = app
-
-    async def get_context(self, request: Any, response: Any) -> RequestContext:  # type: ignore[override]
-        actor = request.state.actor
-        return RequestContext(
-            app=self.app_context,
-            actor=actor,
-            loaders=Loaders(self.app_context, actor),
-            base_url=str(request.base_url).rstrip("/"),
-        )
-
-
 class AuthenticatedGraphQL:
-    """/graphql: every operation needs a bearer token, or a session cookie with its CSRF header.
-    A browser asking for a page (a GET for HTML) is sent to the portal's GraphiQL at /api in development."""
+    """/graphql: every operation needs a bearer token, or a session cookie with its CSRF header, and is sent
+    with POST (GET answers 405). A browser asking for a page (a GET for HTML) is sent to the portal's GraphiQL
+    at /api in development."""
 
     def __init__(self, context: AppContext, graphql: EntitleGraphQL):
         self.context = context
@@ -57,18 +44,26 @@ class AuthenticatedGraphQL:
             # The IDE is served from this application's own files (web/static/vendor), never from a CDN.
             await RedirectResponse("/api", status_code=303)(scope, receive, send)
             return
+        if request.method != "POST":
+            media = negotiate(request.headers.get("accept")) or "application/json"
+            await error_response(
+                405, "METHOD_NOT_ALLOWED",
+                "GraphQL operations are sent with POST (Content-Type: application/json); GET is not supported",
+                media, Allow="POST",
+            )(scope, receive, send)
+            return
         try:
             credentials = await authenticate(request, self.context, "graphql")
         except AuthenticationFailed as exc:
             await _refuse(401, "UNAUTHENTICATED", exc.message)(scope, receive, send)
             return
-        if credentials is None and not wants_ide:
+        if credentials is None:
             response = _refuse(
                 401, "UNAUTHENTICATED", "authentication required: send 'Authorization: Bearer <token>' or log in"
             )
             await response(scope, receive, send)
             return
-        if credentials is not None and credentials.session_secret is not None and not wants_ide:
+        if credentials is not None and credentials.session_secret is not None:
             if not csrf_matches(credentials.csrf_token, request.headers.get(CSRF_HEADER)):
                 await _refuse(403, "CSRF", f"a session-authenticated request needs the {CSRF_HEADER} header")(
                     scope, receive, send
@@ -110,40 +105,57 @@ def _refuse(status: int, code: str, message: str) -> JSONResponse:
     return JSONResponse({"errors": [{"message": message, "extensions": {"code": code}}]}, status, headers=headers)
 
 
+def _proxy_headers(settings: Settings) -> list[Middleware]:
+    """Believe X-Forwarded-For and X-Forwarded-Proto only from the proxies ENTITLE_TRUSTED_PROXIES names: the
+    client address is what login throttling counts, so anyone else could pick their own."""
+    if not settings.trusted_proxies:
+        return []
+    from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
+
+    return [Middleware(ProxyHeadersMiddleware, trusted_hosts=list(settings.trusted_proxies))]
+
+
 def create_app(
     settings: Settings | None = None, *, database: Database | None = None, clock: Clock | None = None
 ) -> Starlette:
     from web.routes import exception_handlers, middleware, portal_routes, static_mount
 
     settings = settings or get_settings()
-    db = database or Database(settings.database_url, echo=settings.sql_echo)
+    # No statement of a request holds a connection past the statement timeout.
+    db = database or Database(
+        settings.database_url, echo=settings.sql_echo, statement_timeout=settings.statement_timeout_seconds
+    )
     context = AppContext(db=db, settings=settings, clock=clock or SystemClock())
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        # Runs after a stopping server has let its in-flight requests finish (ENTITLE_SHUTDOWN_TIMEOUT).
         yield
         if database is None:
             await db.dispose()
 
-    async def health(request: Request) -> JSONResponse:
-        async with db.read() as session:
-            await session.execute(text("SELECT 1"))
-        return JSONResponse({"status": "ok"})
-
     graphql = AuthenticatedGraphQL(
         context,
-        EntitleGraphQL(context, graphql_ide=None, allow_queries_via_get=False),
+        EntitleGraphQL(context, build_schema(settings), graphql_ide=None, allow_queries_via_get=False),
     )
     app = Starlette(
         routes=[
-            Route("/healthz", health),
-            Route("/graphql", graphql, methods=["GET", "POST"]),
+            Route("/healthz", healthz),
+            Route("/readyz", readyz),
+            Route("/graphql", graphql),
             Route("/reports/{contract_id}/{month}.csv", report_csv),
             static_mount(),
             *portal_routes(),
         ],
         lifespan=lifespan,
-        middleware=middleware(),
+        # Outermost first: the client's address, security headers, the request id (and the answer to an
+        # unexpected error), then the body limit, before anything reads the body.
+        middleware=[
+            *_proxy_headers(settings),
+            *middleware(),
+            Middleware(RequestContext, production=settings.production),
+            Middleware(BodyLimit, max_bytes=settings.max_body_bytes),
+        ],
         exception_handlers=exception_handlers(),
     )
     app.state.context = context

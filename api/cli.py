@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from api.config import PROJECT_ROOT, Settings, get_settings
-from api.jobs.worker import JOBS
 from api.db import Database
+from api.jobs.worker import JOBS
 from api.programs.loader import ProgramFileError, read_program_file
 from api.services.context import Actor, AppContext
 from api.services.errors import DomainError
@@ -43,12 +42,13 @@ def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_load_program(args: argparse.Namespace, settings: Settings) -> int:
+    from api.services.inputs import settings_limits
     from api.services.programs import load_programs
 
     parsed, problems = [], []
     for path in args.files:
         try:
-            parsed.append(read_program_file(path))
+            parsed.append(read_program_file(path, limits=settings_limits(settings)))
         except ProgramFileError as exc:
             problems.extend(exc.issues)
     if problems:
@@ -78,20 +78,72 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def serve_options(settings: Settings, *, workers: int | None = None) -> dict:
+    """How `entitle serve` runs uvicorn: WEB_CONCURRENCY worker processes, each building the application
+    from the environment (`api.app:create_app`); a stop lets in-flight requests finish for
+    ENTITLE_SHUTDOWN_TIMEOUT seconds before the application shuts down (closing the database); JSON log lines
+    with the request id."""
+    from api.observability import logging_config
+
+    return {
+        "workers": workers or settings.web_concurrency,
+        "timeout_graceful_shutdown": settings.shutdown_timeout_seconds,
+        # Forwarded headers are believed only from ENTITLE_TRUSTED_PROXIES, by the application itself
+        # (api/app.py), not from uvicorn's default of trusting 127.0.0.1.
+        "proxy_headers": False,
+        "log_config": logging_config(),
+        "server_header": False,
+    }
+
+
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
-    from api.app import create_app
-
-    uvicorn.run(create_app(settings), host=args.host, port=args.port, proxy_headers=True, log_level="info")
+    if args.workers is not None and not 1 <= args.workers <= 64:
+        print(f"error: --workers must be 1 to 64, not {args.workers}", file=sys.stderr)
+        return 2
+    # Without ENTITLE_PUBLIC_URL, links made outside a request (e-mails) point where this server listens;
+    # the worker processes read it from the environment like every other setting.
+    host = {"0.0.0.0": "127.0.0.1", "::": "[::1]"}.get(args.host, f"[{args.host}]" if ":" in args.host else args.host)
+    os.environ["ENTITLE_SERVED_URL"] = f"http://{host}:{args.port}"
+    uvicorn.run("api.app:create_app", factory=True, host=args.host, port=args.port,
+                **serve_options(settings, workers=args.workers))
     return 0
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     from api.jobs.worker import run_worker
+    from api.observability import configure_logging
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging()
     asyncio.run(_with_context(settings, lambda ctx: run_worker(ctx, once=args.once, only=args.job)))
+    return 0
+
+
+def cmd_outbox(args: argparse.Namespace, settings: Settings) -> int:
+    import uuid
+
+    from api.models import OutboxStatus
+    from api.services import deliveries
+
+    if args.retry is not None:
+        try:
+            message_id = uuid.UUID(args.retry)
+        except ValueError:
+            raise DomainError(f"{args.retry!r} is not an outbox message id") from None
+        message = asyncio.run(_with_context(settings, lambda ctx: deliveries.retry_delivery(ctx, CLI_ACTOR, message_id)))
+        print(f"queued again: {message.id} {message.kind} to {message.recipient_email} ({message.message_id})")
+        return 0
+    status = None if args.status is None else OutboxStatus(args.status)
+    page = asyncio.run(_with_context(settings, lambda ctx: deliveries.list_deliveries(
+        ctx, CLI_ACTOR, first=args.first, status=status, kind=args.kind)))
+    for m in page.deliveries:
+        when = m.sent_at or m.failed_at or m.next_attempt_at
+        to = ", ".join(a for a in (m.recipient_email, *(m.extra_emails or [])) if a) or "(no address)"
+        print(f"{m.id}  {m.status.value:7}  {when:%Y-%m-%d %H:%M}  {m.attempts} attempt(s)  {m.kind:20}  {to}  {m.subject}")
+        if m.last_error and m.status != OutboxStatus.SENT:
+            print(f"    last error: {m.last_error}")
+    print(f"{len(page.deliveries)} message(s){', more follow' if page.has_next_page else ''}")
     return 0
 
 
@@ -208,6 +260,86 @@ def cmd_export_schema(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _month_arg(text: str):  # type: ignore[no-untyped-def]
+    from api.domain.reports import parse_month
+
+    try:
+        return parse_month(text)
+    except ValueError as exc:
+        raise DomainError(str(exc), field="month") from None
+
+
+def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
+    from sqlalchemy import select
+
+    from api.models import Contract
+    from api.services import reports
+
+    month = _month_arg(args.month)
+
+    async def work(ctx: AppContext):  # type: ignore[no-untyped-def]
+        async with ctx.db.read() as session:
+            contract_id = await session.scalar(select(Contract.id).where(Contract.reference == args.contract))
+        if contract_id is None:
+            raise DomainError(f"no contract with reference {args.contract!r}")
+        return await reports.consumption_report(ctx, CLI_ACTOR, contract_id, month)
+
+    report = asyncio.run(_with_context(settings, work))
+    if args.format == "csv":
+        sys.stdout.write(reports.report_csv(report))
+    else:
+        sys.stdout.write(reports.render_report_text(report, public_url=settings.link_base))
+    return 0
+
+
+def cmd_send_monthly_reports(args: argparse.Namespace, settings: Settings) -> int:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from api.jobs.monthly_reports import queue_monthly_reports
+
+    month = _month_arg(args.month)
+    dry_run = None if args.dry_run is None else Path(args.dry_run)
+    console = Console(stderr=True)
+    with Progress(
+        TextColumn(f"reports for {month:%Y-%m}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=console, transient=False,
+    ) as bar:
+        task = bar.add_task("contracts", total=None)
+
+        def progress(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        run = asyncio.run(_with_context(settings, lambda ctx: queue_monthly_reports(ctx, month, dry_run=dry_run, progress=progress)))
+    print(f"{run.contracts} contract(s) in force in {month:%Y-%m}")
+    if dry_run is not None:
+        print(f"written (dry run, nothing queued): {run.written} message(s) in {dry_run}")
+    else:
+        print(f"queued: {run.queued}")
+    print(f"already queued: {run.already_queued}")
+    print(f"skipped: {sum(run.skipped.values())}")
+    for reason, count in sorted(run.skipped.items()):
+        print(f"  {count}: {reason}")
+    return 0
+
+
+def cmd_customer_report_contacts(args: argparse.Namespace, settings: Settings) -> int:
+    from api.models import Customer
+    from api.services import parties
+
+    async def work(ctx: AppContext):  # type: ignore[no-untyped-def]
+        customer_id = await _party_id(ctx, Customer, args.code)
+        if args.set is not None:
+            emails = [] if args.set.strip() == "" else args.set.split(",")
+            return await parties.set_report_contacts(ctx, CLI_ACTOR, customer_id, emails)
+        return (await parties.get_customers_by_ids(ctx, CLI_ACTOR, [customer_id]))[customer_id]
+
+    customer = asyncio.run(_with_context(settings, work))
+    contacts = customer.report_contacts or []
+    print(f"report contacts of {customer.code}: {', '.join(contacts) if contacts else '(none: reports go to ' + (customer.email or 'no address') + ')'}")
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="entitle", description="Entitle: premium-support contracts and entitlements.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -219,12 +351,19 @@ def _parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="serve the portal and /graphql")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, metavar="N", help="worker processes (default: WEB_CONCURRENCY, else 1)")
     serve.set_defaults(func=cmd_serve)
     worker = sub.add_parser("worker", help="run the background jobs")
     worker.add_argument("--once", action="store_true", help="run every job once and exit")
     worker.add_argument("--job", choices=[job.name for job in JOBS], help="run only this job")
     worker.set_defaults(func=cmd_worker)
     sub.add_parser("reconcile", help="check every balance against its ledger").set_defaults(func=cmd_reconcile)
+    outbox = sub.add_parser("outbox", help="list e-mail deliveries, newest first, or retry a failed one")
+    outbox.add_argument("--status", choices=["queued", "sending", "sent", "failed"])
+    outbox.add_argument("--kind", help="only messages of this kind, e.g. ticket_filed")
+    outbox.add_argument("--first", type=int, default=50, help="how many (1-200)")
+    outbox.add_argument("--retry", metavar="ID", help="put this failed message back in the queue")
+    outbox.set_defaults(func=cmd_outbox)
     user = sub.add_parser("user", help="manage users").add_subparsers(dest="user_command", required=True)
     create = user.add_parser("create", help="create a user; without --password one is generated and printed once")
     create.add_argument("--email", required=True)
@@ -247,6 +386,20 @@ def _parser() -> argparse.ArgumentParser:
     trevoke = token.add_parser("revoke", help="revoke an API token by id")
     trevoke.add_argument("id")
     trevoke.set_defaults(func=cmd_token_revoke)
+    report = sub.add_parser("report", help="print a contract's consumption report for a month")
+    report.add_argument("--contract", required=True, metavar="REF", help="the contract's reference")
+    report.add_argument("--month", required=True, metavar="YYYY-MM")
+    report.add_argument("--format", choices=["text", "csv"], default="text")
+    report.set_defaults(func=cmd_report)
+    send = sub.add_parser("send-monthly-reports", help="queue a month's reports by e-mail (once per contract)")
+    send.add_argument("--month", required=True, metavar="YYYY-MM")
+    send.add_argument("--dry-run", metavar="DIR", help="write the rendered messages into DIR as .eml; queue nothing")
+    send.set_defaults(func=cmd_send_monthly_reports)
+    customer = sub.add_parser("customer", help="manage customers").add_subparsers(dest="customer_command", required=True)
+    contacts = customer.add_parser("report-contacts", help="show or set who receives a customer's monthly reports")
+    contacts.add_argument("code", metavar="CODE", help="the customer's code")
+    contacts.add_argument("--set", metavar="EMAILS", help="comma-separated e-mail addresses (at most 20); '' clears them")
+    contacts.set_defaults(func=cmd_customer_report_contacts)
     export = sub.add_parser("export-schema", help="write the GraphQL schema (SDL)")
     export.add_argument("--output", default=str(PROJECT_ROOT / "schema.graphql"))
     export.add_argument("--check", action="store_true", help="fail if the file differs instead of writing it")
@@ -256,7 +409,11 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    settings = get_settings()
+    try:
+        settings = get_settings()
+    except ValueError as exc:  # a setting out of range: say which, without a traceback
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     try:
         return args.func(args, settings)
     except DomainError as exc:

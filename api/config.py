@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
@@ -28,6 +29,16 @@ def _number(name: str, default, kind=int):  # type: ignore[no-untyped-def]
         raise ValueError(f"{name} must be a {'whole ' if kind is int else ''}number, not {value!r}") from None
 
 
+def _day(name: str, default: date) -> date:
+    value = os.environ.get(name)
+    if value is None or not value.strip():
+        return default
+    try:
+        return date.fromisoformat(value.strip())
+    except ValueError:
+        raise ValueError(f"{name} must be a date written YYYY-MM-DD, not {value!r}") from None
+
+
 def _flag(name: str, default: bool) -> bool:
     value = os.environ.get(name)
     if value is None:
@@ -44,6 +55,31 @@ class Settings:
     graphql_max_aliases: int = 30
     # Parsed and validated query documents kept for reuse (per process); 0 turns the caches off.
     graphql_cache_size: int = 256
+    # Request limits (api/graphql/limits.py, api/middleware.py): an operation's cost (fields, multiplied by
+    # page sizes down the tree) and the weight of a list without paging in it; lexical tokens in a document;
+    # the body's size (bytes) and its JSON's nesting; how long one GraphQL request and one database statement
+    # of the web process may take (seconds).
+    graphql_max_cost: int = 50_000
+    graphql_list_size: int = 20
+    graphql_max_tokens: int = 2_000
+    max_body_bytes: int = 1_048_576
+    max_json_depth: int = 32
+    request_timeout_seconds: float = 10.0
+    statement_timeout_seconds: float = 5.0
+    # `entitle serve`: worker processes (WEB_CONCURRENCY), and how long a stopping server lets in-flight
+    # requests finish (seconds).
+    web_concurrency: int = 1
+    shutdown_timeout_seconds: float = 30.0
+    # Input rules (api/domain/inputs.py): the longest reason or note and the longest description or comment
+    # (characters), the sane range of every date taken as input, the longest contract term (years), and how
+    # large (characters) and deeply nested a program file may be.
+    max_note_length: int = 2_000
+    max_text_length: int = 20_000
+    earliest_date: date = date(2000, 1, 1)
+    latest_date: date = date(2100, 12, 31)
+    max_term_years: int = 10
+    program_max_size: int = 1_000_000
+    program_max_depth: int = 20
     sql_echo: bool = False
     # An SLA clock is "at risk" once this share of its target has elapsed.
     sla_at_risk_share: Decimal = Decimal("0.8")
@@ -74,6 +110,29 @@ class Settings:
     # How long a leased message is a sender's alone; a lease that expires is picked up again.
     mail_lease_seconds: int = 300
     mail_interval_seconds: int = 30  # how often the worker's deliver-outbox job runs
+    # Login throttling (api/domain/login_throttle.py): failures are counted over a sliding window per
+    # (account, address), per address and per account; a source past its allowance waits login_delay_seconds,
+    # doubling with each further failure up to login_max_delay_seconds. No account is ever locked.
+    login_window_seconds: int = 3600
+    login_attempts: int = 5  # failures from one address for one account before it waits
+    login_account_attempts: int = 20  # failures of one account from all addresses: then each address waits after 1
+    login_address_attempts: int = 100  # failures from one address across all accounts before it waits
+    login_delay_seconds: int = 30
+    login_max_delay_seconds: int = 900
+    login_alert_attempts: int = 5  # failures of one account within the window that e-mail its owner (once a window)
+    # Proxies whose X-Forwarded-For (and X-Forwarded-Proto) are believed: addresses or networks. Empty: none.
+    trusted_proxies: tuple[str, ...] = ()
+    # Webhooks: each attempt is bounded by the timeout; a failed one waits webhook_retry_seconds, doubling
+    # after each further failure (up to 6 hours), until webhook_max_attempts have been made.
+    webhook_timeout_seconds: float = 10.0
+    webhook_max_attempts: int = 12
+    webhook_retry_seconds: int = 60
+    webhook_batch: int = 50  # deliveries one sender leases at a time
+    webhook_concurrency: int = 8  # requests one sender has in flight at once
+    webhook_lease_seconds: int = 120  # how long a leased delivery is its sender's alone
+    webhook_interval_seconds: int = 10  # how often the worker's deliver-webhooks job runs
+    webhook_max_subscriptions: int = 10  # active subscriptions per owner (a customer, a partner, the provider)
+    webhook_retention_days: int = 30  # delivered and failed deliveries are deleted this long after they were queued
 
     def __post_init__(self) -> None:
         if not 0 <= self.graphql_cache_size <= 100_000:
@@ -83,6 +142,48 @@ class Settings:
         if not 1 <= self.report_day <= 28:
             raise ValueError(f"ENTITLE_REPORT_DAY must be a day of the month from 1 to 28, not {self.report_day}")
         self._check_mail()
+        self._check_limits()
+        self._check_inputs()
+        self._check_login()
+        self._check_webhooks()
+
+    def _check_limits(self) -> None:
+        for name, value, low, high in (
+            ("ENTITLE_GRAPHQL_MAX_COST", self.graphql_max_cost, 1, 100_000_000),
+            ("ENTITLE_GRAPHQL_LIST_SIZE", self.graphql_list_size, 1, 10_000),
+            ("ENTITLE_GRAPHQL_MAX_TOKENS", self.graphql_max_tokens, 100, 100_000),
+            ("ENTITLE_MAX_BODY_BYTES", self.max_body_bytes, 1_024, 1_073_741_824),
+            # Parsing JSON recurses once per level: far below the interpreter's recursion limit.
+            ("ENTITLE_MAX_JSON_DEPTH", self.max_json_depth, 4, 200),
+            ("WEB_CONCURRENCY", self.web_concurrency, 1, 64),
+        ):
+            if not low <= value <= high:
+                raise ValueError(f"{name} must be {low} to {high}, not {value}")
+        for name, seconds, high in (
+            ("ENTITLE_REQUEST_TIMEOUT", self.request_timeout_seconds, 3600),
+            ("ENTITLE_DB_STATEMENT_TIMEOUT", self.statement_timeout_seconds, 3600),
+        ):
+            if not 0 < seconds <= high:
+                raise ValueError(f"{name} must be more than 0 and at most {high} seconds, not {seconds:g}")
+        if not 0 <= self.shutdown_timeout_seconds <= 3600:
+            raise ValueError(f"ENTITLE_SHUTDOWN_TIMEOUT must be 0 to 3600 seconds, not {self.shutdown_timeout_seconds:g}")
+
+    def _check_inputs(self) -> None:
+        for name, value, low, high in (
+            ("ENTITLE_MAX_NOTE_LENGTH", self.max_note_length, 1, 1_000_000),
+            ("ENTITLE_MAX_TEXT_LENGTH", self.max_text_length, 1, 1_000_000),
+            ("ENTITLE_MAX_TERM_YEARS", self.max_term_years, 1, 100),
+            ("ENTITLE_PROGRAM_MAX_SIZE", self.program_max_size, 1_000, 100_000_000),
+            ("ENTITLE_PROGRAM_MAX_DEPTH", self.program_max_depth, 8, 200),
+        ):
+            if not low <= value <= high:
+                raise ValueError(f"{name} must be {low} to {high}, not {value}")
+        # Within these years every date computation (periods, terms, time zones) stays far from year 1 and 9999.
+        if not date(1900, 1, 1) <= self.earliest_date < self.latest_date <= date(2999, 12, 31):
+            raise ValueError(
+                f"ENTITLE_EARLIEST_DATE ({self.earliest_date}) must come before ENTITLE_LATEST_DATE ({self.latest_date}), "
+                "both from 1900-01-01 to 2999-12-31"
+            )
 
     def _check_mail(self) -> None:
         from email.utils import parseaddr
@@ -114,6 +215,54 @@ class Settings:
                 f"ENTITLE_SMTP_TIMEOUT ({self.smtp_timeout_seconds:g})"
             )
 
+    def _check_webhooks(self) -> None:
+        if not 0 < self.webhook_timeout_seconds <= 120:
+            raise ValueError(f"ENTITLE_WEBHOOK_TIMEOUT must be more than 0 and at most 120 seconds, not {self.webhook_timeout_seconds}")
+        for name, value, low, high in (
+            ("ENTITLE_WEBHOOK_MAX_ATTEMPTS", self.webhook_max_attempts, 1, 100),
+            ("ENTITLE_WEBHOOK_RETRY_SECONDS", self.webhook_retry_seconds, 1, 86_400),
+            ("ENTITLE_WEBHOOK_BATCH", self.webhook_batch, 1, 10_000),
+            ("ENTITLE_WEBHOOK_CONCURRENCY", self.webhook_concurrency, 1, 100),
+            ("ENTITLE_WEBHOOK_INTERVAL_SECONDS", self.webhook_interval_seconds, 1, 86_400),
+            ("ENTITLE_WEBHOOK_MAX_SUBSCRIPTIONS", self.webhook_max_subscriptions, 1, 1000),
+            ("ENTITLE_WEBHOOK_RETENTION_DAYS", self.webhook_retention_days, 1, 3650),
+        ):
+            if not low <= value <= high:
+                raise ValueError(f"{name} must be {low} to {high}, not {value}")
+        # A request must end, and its result be committed, well before its lease lets another sender in.
+        if self.webhook_lease_seconds < 2 * self.webhook_timeout_seconds:
+            raise ValueError(
+                f"ENTITLE_WEBHOOK_LEASE_SECONDS ({self.webhook_lease_seconds}) must be at least twice "
+                f"ENTITLE_WEBHOOK_TIMEOUT ({self.webhook_timeout_seconds:g})"
+            )
+
+    def _check_login(self) -> None:
+        import ipaddress
+
+        for name, value, low, high in (
+            ("ENTITLE_LOGIN_WINDOW_SECONDS", self.login_window_seconds, 60, 86_400),
+            ("ENTITLE_LOGIN_ATTEMPTS", self.login_attempts, 1, 1000),
+            ("ENTITLE_LOGIN_ACCOUNT_ATTEMPTS", self.login_account_attempts, 1, 1_000_000),
+            ("ENTITLE_LOGIN_ADDRESS_ATTEMPTS", self.login_address_attempts, 1, 1_000_000),
+            ("ENTITLE_LOGIN_DELAY_SECONDS", self.login_delay_seconds, 1, 3600),
+            ("ENTITLE_LOGIN_ALERT_ATTEMPTS", self.login_alert_attempts, 1, 1_000_000),
+        ):
+            if not low <= value <= high:
+                raise ValueError(f"{name} must be {low} to {high}, not {value}")
+        # A wait longer than the window would outlast the failures it is counted from.
+        if not self.login_delay_seconds <= self.login_max_delay_seconds <= self.login_window_seconds:
+            raise ValueError(
+                f"ENTITLE_LOGIN_MAX_DELAY_SECONDS must be from ENTITLE_LOGIN_DELAY_SECONDS ({self.login_delay_seconds}) "
+                f"to ENTITLE_LOGIN_WINDOW_SECONDS ({self.login_window_seconds}), not {self.login_max_delay_seconds}"
+            )
+        for proxy in self.trusted_proxies:
+            try:
+                ipaddress.ip_network(proxy, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"ENTITLE_TRUSTED_PROXIES must list IP addresses or networks (e.g. 127.0.0.1, 10.0.0.0/8), not {proxy!r}"
+                ) from None
+
     @property
     def link_base(self) -> str:
         """Where links made outside a request (e-mails, calendar entries) point: ENTITLE_PUBLIC_URL, else the
@@ -133,7 +282,25 @@ class Settings:
             graphql_max_depth=int(os.environ.get("ENTITLE_GRAPHQL_MAX_DEPTH", "12")),
             graphql_max_aliases=int(os.environ.get("ENTITLE_GRAPHQL_MAX_ALIASES", "30")),
             graphql_cache_size=int(os.environ.get("ENTITLE_GRAPHQL_CACHE_SIZE", "256")),
+            graphql_max_cost=_number("ENTITLE_GRAPHQL_MAX_COST", 50_000),
+            graphql_list_size=_number("ENTITLE_GRAPHQL_LIST_SIZE", 20),
+            graphql_max_tokens=_number("ENTITLE_GRAPHQL_MAX_TOKENS", 2_000),
+            max_body_bytes=_number("ENTITLE_MAX_BODY_BYTES", 1_048_576),
+            max_json_depth=_number("ENTITLE_MAX_JSON_DEPTH", 32),
+            request_timeout_seconds=_number("ENTITLE_REQUEST_TIMEOUT", 10.0, float),
+            statement_timeout_seconds=_number("ENTITLE_DB_STATEMENT_TIMEOUT", 5.0, float),
+            web_concurrency=_number("WEB_CONCURRENCY", 1),
+            shutdown_timeout_seconds=_number("ENTITLE_SHUTDOWN_TIMEOUT", 30.0, float),
+            # Set by `entitle serve` for the processes it starts (never by hand).
+            served_url=os.environ.get("ENTITLE_SERVED_URL") or None,
             sql_echo=_flag("ENTITLE_SQL_ECHO", False),
+            max_note_length=_number("ENTITLE_MAX_NOTE_LENGTH", 2_000),
+            max_text_length=_number("ENTITLE_MAX_TEXT_LENGTH", 20_000),
+            earliest_date=_day("ENTITLE_EARLIEST_DATE", date(2000, 1, 1)),
+            latest_date=_day("ENTITLE_LATEST_DATE", date(2100, 12, 31)),
+            max_term_years=_number("ENTITLE_MAX_TERM_YEARS", 10),
+            program_max_size=_number("ENTITLE_PROGRAM_MAX_SIZE", 1_000_000),
+            program_max_depth=_number("ENTITLE_PROGRAM_MAX_DEPTH", 20),
             sla_at_risk_share=Decimal(os.environ.get("ENTITLE_SLA_AT_RISK_SHARE", "0.8")),
             ticket_reopen_days=int(os.environ.get("ENTITLE_TICKET_REOPEN_DAYS", "14")),
             expiry_warning_days=int(os.environ.get("ENTITLE_EXPIRY_WARNING_DAYS", "30")),
@@ -152,6 +319,25 @@ class Settings:
             mail_batch=_number("ENTITLE_MAIL_BATCH", 100),
             mail_lease_seconds=_number("ENTITLE_MAIL_LEASE_SECONDS", 300),
             mail_interval_seconds=_number("ENTITLE_MAIL_INTERVAL_SECONDS", 30),
+            login_window_seconds=_number("ENTITLE_LOGIN_WINDOW_SECONDS", 3600),
+            login_attempts=_number("ENTITLE_LOGIN_ATTEMPTS", 5),
+            login_account_attempts=_number("ENTITLE_LOGIN_ACCOUNT_ATTEMPTS", 20),
+            login_address_attempts=_number("ENTITLE_LOGIN_ADDRESS_ATTEMPTS", 100),
+            login_delay_seconds=_number("ENTITLE_LOGIN_DELAY_SECONDS", 30),
+            login_max_delay_seconds=_number("ENTITLE_LOGIN_MAX_DELAY_SECONDS", 900),
+            login_alert_attempts=_number("ENTITLE_LOGIN_ALERT_ATTEMPTS", 5),
+            trusted_proxies=tuple(
+                p.strip() for p in os.environ.get("ENTITLE_TRUSTED_PROXIES", "").split(",") if p.strip()
+            ),
+            webhook_timeout_seconds=_number("ENTITLE_WEBHOOK_TIMEOUT", 10.0, float),
+            webhook_max_attempts=_number("ENTITLE_WEBHOOK_MAX_ATTEMPTS", 12),
+            webhook_retry_seconds=_number("ENTITLE_WEBHOOK_RETRY_SECONDS", 60),
+            webhook_batch=_number("ENTITLE_WEBHOOK_BATCH", 50),
+            webhook_concurrency=_number("ENTITLE_WEBHOOK_CONCURRENCY", 8),
+            webhook_lease_seconds=_number("ENTITLE_WEBHOOK_LEASE_SECONDS", 120),
+            webhook_interval_seconds=_number("ENTITLE_WEBHOOK_INTERVAL_SECONDS", 10),
+            webhook_max_subscriptions=_number("ENTITLE_WEBHOOK_MAX_SUBSCRIPTIONS", 10),
+            webhook_retention_days=_number("ENTITLE_WEBHOOK_RETENTION_DAYS", 30),
         )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -10,10 +11,15 @@ from pathlib import Path
 from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.util.concurrency import await_
 
 __all__ = ["Database", "async_url", "ensure_sqlite_directory", "sync_url"]
 
 _WRITE = "entitle_write"
+# When the statement running on a connection started (monotonic seconds), for SQLite's statement timeout.
+_STARTED = "entitle_statement_started"
+# SQLite calls the progress handler every this many virtual-machine instructions (about a millisecond).
+_PROGRESS_STEPS = 10_000
 
 
 def async_url(url: str | URL) -> URL:
@@ -41,11 +47,11 @@ def ensure_sqlite_directory(url: str | URL) -> None:
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
 
 
-def _prepare_sqlite(engine: AsyncEngine, url: URL) -> None:
+def _prepare_sqlite(engine: AsyncEngine, url: URL, statement_timeout: float | None) -> None:
     ensure_sqlite_directory(url)
 
     @event.listens_for(engine.sync_engine, "connect")
-    def _on_connect(dbapi_connection, _record):  # type: ignore[no-untyped-def]
+    def _on_connect(dbapi_connection, record):  # type: ignore[no-untyped-def]
         # Let SQLAlchemy, not the sqlite3 module, decide when transactions begin.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
@@ -54,6 +60,30 @@ def _prepare_sqlite(engine: AsyncEngine, url: URL) -> None:
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
+        if statement_timeout is not None:
+            info = record.info
+
+            def interrupt_when_over_budget() -> int:
+                # Runs in the connection's thread; a true answer makes the statement fail as "interrupted".
+                started = info.get(_STARTED)
+                return int(started is not None and time.monotonic() - started > statement_timeout)
+
+            await_(dbapi_connection.driver_connection.set_progress_handler(interrupt_when_over_budget, _PROGRESS_STEPS))
+
+    if statement_timeout is not None:
+
+        @event.listens_for(engine.sync_engine, "before_cursor_execute")
+        def _statement_starts(conn, _cursor, _statement, _parameters, _context, _many):  # type: ignore[no-untyped-def]
+            conn.info[_STARTED] = time.monotonic()
+
+        @event.listens_for(engine.sync_engine, "after_cursor_execute")
+        def _statement_ends(conn, _cursor, _statement, _parameters, _context, _many):  # type: ignore[no-untyped-def]
+            conn.info.pop(_STARTED, None)
+
+        @event.listens_for(engine.sync_engine, "handle_error")
+        def _statement_failed(context):  # type: ignore[no-untyped-def]
+            if context.connection is not None:
+                context.connection.info.pop(_STARTED, None)
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection):  # type: ignore[no-untyped-def]
@@ -66,20 +96,35 @@ def _prepare_sqlite(engine: AsyncEngine, url: URL) -> None:
 
 
 class Database:
-    """One engine per process; `read()` and `write()` each open one transaction."""
+    """One engine per process; `read()` and `write()` each open one transaction.
 
-    def __init__(self, url: str | URL, *, echo: bool = False, pool_size: int = 10):
+    `statement_timeout` (seconds) stops any one statement that runs longer: PostgreSQL's statement_timeout on
+    every connection; on SQLite a progress handler that interrupts the statement. The web process sets it, so
+    no request holds a connection for long; the worker and the command line do not."""
+
+    def __init__(
+        self, url: str | URL, *, echo: bool = False, pool_size: int = 10, statement_timeout: float | None = None
+    ):
         self.url = async_url(url)
         self.dialect = self.url.get_backend_name()
+        self.statement_timeout = statement_timeout
         if self.dialect == "sqlite":
             # Opening an aiosqlite connection (a thread and its pragmas) costs ~10 ms: keep them pooled.
             self.engine = create_async_engine(
                 self.url, echo=echo, pool_size=pool_size, max_overflow=pool_size * 3, connect_args={"timeout": 30}
             )
-            _prepare_sqlite(self.engine, self.url)
+            _prepare_sqlite(self.engine, self.url, statement_timeout)
         else:
+            connect_args = {}
+            if statement_timeout is not None:
+                # Added to any options the URL already gives the server (`?options=...`).
+                given = self.url.query.get("options")
+                given = " ".join(given) if isinstance(given, tuple) else given
+                timeout = f"-c statement_timeout={max(1, round(statement_timeout * 1000))}"
+                connect_args["options"] = f"{given} {timeout}" if given else timeout
             self.engine = create_async_engine(
-                self.url, echo=echo, pool_size=pool_size, max_overflow=pool_size * 2, pool_pre_ping=True
+                self.url, echo=echo, pool_size=pool_size, max_overflow=pool_size * 2, pool_pre_ping=True,
+                connect_args=connect_args,
             )
         self._reader = async_sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
         self._writer = async_sessionmaker(

@@ -106,6 +106,22 @@ def test_load_program_refuses_an_unreadable_file(engine, tmp_path, capsys):
     assert count(engine, ProgramRecord) == 0
 
 
+def test_load_program_refuses_deep_nesting_and_its_limits_are_configured(engine, tmp_path, capsys, monkeypatch):
+    deep = write(tmp_path, "deep.toml", GOOD + "x = " + "[" * 100_000 + "]" * 100_000 + "\n")
+    assert main(["load-program", str(deep)]) == 2
+    err = capsys.readouterr().err
+    assert f"{deep}: (top level): the program file nests 21 levels deep on line" in err and "at most 20" in err
+    assert count(engine, ProgramRecord) == 0
+
+    long = write(tmp_path, "long.toml", GOOD + "# " + "x" * 1_000 + "\n")
+    assert main(["load-program", str(long)]) == 0  # within the default limit
+    capsys.readouterr()
+    monkeypatch.setenv("ENTITLE_PROGRAM_MAX_SIZE", "1000")
+    write(tmp_path, "long.toml", GOOD.replace("CLI Test Support", "CLI Test Support, longer") + "# " + "x" * 1_000 + "\n")
+    assert main(["load-program", str(long)]) == 2
+    assert f"{long}: (top level): must be at most 1000 characters" in capsys.readouterr().err
+
+
 def test_load_program_loads_good_files(engine, tmp_path, capsys):
     good = write(tmp_path, "good.toml", GOOD)
     assert main(["load-program", str(good), *map(str, PROGRAMS)]) == 0

@@ -6,7 +6,7 @@ Each test counts messages in a database of its own."""
 from __future__ import annotations
 
 import asyncio
-import logging
+import json
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -231,7 +231,7 @@ async def test_the_next_period_gets_its_own_reminder(fresh_ctx, clock):
 # ---- the command line ----------------------------------------------------------------------------------
 
 
-def test_the_worker_command_queues_the_reminders_once(database_factory, monkeypatch, caplog, capsys):
+def test_the_worker_command_queues_the_reminders_once(database_factory, monkeypatch, capsys):
     url = database_factory.new()
     monkeypatch.setenv("DATABASE_URL", url)
     for name in ("ENTITLE_PROGRAMS_DIR", "ENTITLE_SQL_ECHO", "ENTITLE_EXPIRY_WARNING_DAYS"):
@@ -253,19 +253,19 @@ def test_the_worker_command_queues_the_reminders_once(database_factory, monkeypa
     contract_id = asyncio.run(prepare())
 
     def worker_says() -> list[str]:
-        found = [r.getMessage() for r in caplog.records if r.name == "entitle.worker"]
-        caplog.clear()
-        return found
+        """What the worker logged: JSON lines on stderr (the command configures its own logging)."""
+        lines = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line.startswith("{")]
+        return [line["message"] for line in lines if line["logger"] == "entitle.worker"]
 
-    with caplog.at_level(logging.INFO, logger="entitle.worker"):
-        monkeypatch.setenv("ENTITLE_EXPIRY_WARNING_DAYS", "20")  # the deployment warns later: not yet
-        assert main(["worker", "--once", "--job", "expiry-reminders"]) == 0
-        assert worker_says() == ["expiry reminders: 1 contract(s) in force, 0 period(s) expiring soon, 0 message(s) queued"]
-        monkeypatch.delenv("ENTITLE_EXPIRY_WARNING_DAYS")
-        assert main(["worker", "--once", "--job", "expiry-reminders"]) == 0
-        assert worker_says() == ["expiry reminders: 1 contract(s) in force, 1 period(s) expiring soon, 2 message(s) queued"]
-        assert main(["worker", "--once", "--job", "expiry-reminders"]) == 0
-        assert worker_says() == ["expiry reminders: 1 contract(s) in force, 1 period(s) expiring soon, 0 message(s) queued"]
+    capsys.readouterr()
+    monkeypatch.setenv("ENTITLE_EXPIRY_WARNING_DAYS", "20")  # the deployment warns later: not yet
+    assert main(["worker", "--once", "--job", "expiry-reminders"]) == 0
+    assert worker_says() == ["expiry reminders: 1 contract(s) in force, 0 period(s) expiring soon, 0 message(s) queued"]
+    monkeypatch.delenv("ENTITLE_EXPIRY_WARNING_DAYS")
+    assert main(["worker", "--once", "--job", "expiry-reminders"]) == 0
+    assert worker_says() == ["expiry reminders: 1 contract(s) in force, 1 period(s) expiring soon, 2 message(s) queued"]
+    assert main(["worker", "--once", "--job", "expiry-reminders"]) == 0
+    assert worker_says() == ["expiry reminders: 1 contract(s) in force, 1 period(s) expiring soon, 0 message(s) queued"]
 
     engine = create_engine(sync_url(url), poolclass=pool.NullPool)
     try:

@@ -74,7 +74,10 @@ async def _log_in(request: Request) -> Response:
         return _login_form(request, next_path=next_path, email=email, error=CSRF_REFUSAL, status_code=403)
     try:
         done = await identity.log_in(
-            app, email, field(form, "password"), previous_session=request.cookies.get(SESSION_COOKIE)
+            app, email, field(form, "password"),
+            # The peer, or behind ENTITLE_TRUSTED_PROXIES the client they forwarded for (api/app.py).
+            source_address=request.client.host if request.client else None,
+            previous_session=request.cookies.get(SESSION_COOKIE),
         )
     except TooManyAttempts as exc:
         return _login_form(

@@ -215,7 +215,7 @@ def parse_month(text: str) -> date:
     """'YYYY-MM' → the first day of that month; ValueError otherwise."""
     match = _MONTH.fullmatch(text.strip()) if isinstance(text, str) else None
     if match is None:
-        raise ValueError(f"month {text!r} is not a calendar month written YYYY-MM, such as 2026-03")
+        raise ValueError(f"month {text[:20]!r} is not a calendar month written YYYY-MM, such as 2026-03")
     return date(int(match[1]), int(match[2]), 1)
 
 

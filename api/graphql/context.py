@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from datetime import date
+from typing import TypeVar
 
 from strawberry.dataloader import DataLoader
 
@@ -15,7 +18,20 @@ from api.services.context import Actor, AppContext
 from api.services.contracts import EntitlementPeriod
 from api.services.programs import PlanView
 
-__all__ = ["Loaders", "RequestContext"]
+__all__ = ["Loaders", "RequestContext", "SharedLoader"]
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class SharedLoader(DataLoader[K, V]):
+    """A DataLoader whose callers each await their own shield of the one future per key. When a non-null
+    field fails, graphql-core cancels the sibling fields still running; a cancelled caller awaiting the
+    shared future directly would cancel it for every other field loading the same key (whose request then
+    dies with CancelledError) and, once all are cancelled, the batch's query mid-flight."""
+
+    def load(self, key: K) -> Awaitable[V]:
+        return asyncio.shield(super().load(key))
 
 
 @dataclass
@@ -37,16 +53,16 @@ class Loaders:
     calendar_feeds: DataLoader[uuid.UUID, list[CalendarFeed]] = field(init=False)
 
     def __post_init__(self) -> None:
-        self.customer = DataLoader(self._customers)
-        self.plan = DataLoader(self._plans)
-        self.entitlements = DataLoader(self._entitlements)
-        self.staff = DataLoader(self._staff)
-        self.sla = DataLoader(self._sla)
-        self.contract = DataLoader(self._contracts)
-        self.last_comment = DataLoader(self._last_comments)
-        self.ticket_record = DataLoader(self._ticket_records)
-        self.booking_details = DataLoader(self._booking_details)
-        self.calendar_feeds = DataLoader(self._calendar_feeds)
+        self.customer = SharedLoader(self._customers)
+        self.plan = SharedLoader(self._plans)
+        self.entitlements = SharedLoader(self._entitlements)
+        self.staff = SharedLoader(self._staff)
+        self.sla = SharedLoader(self._sla)
+        self.contract = SharedLoader(self._contracts)
+        self.last_comment = SharedLoader(self._last_comments)
+        self.ticket_record = SharedLoader(self._ticket_records)
+        self.booking_details = SharedLoader(self._booking_details)
+        self.calendar_feeds = SharedLoader(self._calendar_feeds)
 
     async def _customers(self, ids: list[uuid.UUID]) -> list[Customer | None]:
         found = await parties.get_customers_by_ids(self.app, self.actor, ids)

@@ -46,7 +46,10 @@ DeliveryStatusEnum = strawberry.enum(
 class DeliveryType:
     id: strawberry.ID
     kind: str
-    customer_id: strawberry.ID
+    customer_id: strawberry.ID | None = strawberry.field(
+        description="The customer the message is about; null for a message about a user's own account "
+        "(failed logins) when the user belongs to no customer (staff, partner users)."
+    )
     ticket_id: strawberry.ID | None
     recipient_kind: str
     recipient_name: str

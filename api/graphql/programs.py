@@ -25,7 +25,7 @@ from api.graphql.plan_terms import PlanTerms
 from api.models import ProgramRecord
 from api.programs.loader import ProgramFileError, parse_program
 from api.programs.schema import Activity, Bucket
-from api.services import bookings, programs, tickets
+from api.services import bookings, inputs, programs, tickets
 from api.services.errors import ErrorCode, NotFound
 from api.services.programs import PlanView, program_model
 
@@ -281,7 +281,7 @@ class ProgramMutation:
     async def load_program(self, info: Info[RequestContext, None], input: LoadProgramInput) -> LoadProgramResult:
         ctx = info.context
         try:
-            parsed = parse_program(input.source, file=input.file_name)
+            parsed = parse_program(input.source, file=input.file_name, limits=inputs.limits(ctx.app))
             [outcome] = await programs.load_programs(ctx.app, ctx.actor, [parsed])
             record, plans = await programs.get_program(ctx.app, ctx.actor, outcome.code)
         except ProgramFileError as exc:

@@ -23,18 +23,20 @@ from datetime import date
 from pathlib import Path
 
 from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.domain.periods import add_months
 from api.domain.reports import month_last_day
 from api.mail import build_outgoing, message_id_for
-from api.models import Contract
-from api.services import access, outbox
+from api.models import Contract, OutboxMessage
+from api.services import access, outbox, webhooks
 from api.services.context import Actor, AppContext
 from api.services.errors import ValidationFailed
 from api.services.reports import (
     EARLIEST_MONTH,
     ReportSubject,
     build_reports,
+    csv_path,
     load_subjects,
     render_report_email,
     sends_monthly_report,
@@ -174,9 +176,36 @@ async def _batch(ctx: AppContext, month: date, ids: list[uuid.UUID], run: Monthl
         run.written += len(messages)
         return
     async with ctx.db.write() as session:
-        added = len(await outbox.queue_all(session, ctx, messages))
+        queued_ids = await outbox.queue_all(session, ctx, messages)
+        await webhooks.emit_all(session, ctx, await _report_events(session, queued_ids, wanted, month))
+    added = len(queued_ids)
     run.queued += added
     run.already_queued += len(messages) - added  # another worker queued them meanwhile
+
+
+async def _report_events(
+    session: AsyncSession, queued_ids: list[uuid.UUID], subjects: list[ReportSubject], month: date
+) -> list[webhooks.Event]:
+    """A report.queued event for each report this run queued (not those another worker queued first)."""
+    if not queued_ids:
+        return []
+    by_key = {report_key(s.contract.id, month): s for s in subjects}
+    events = []
+    for key, recipient_kind in await session.execute(
+        select(OutboxMessage.dedupe_key, OutboxMessage.recipient_kind).where(OutboxMessage.id.in_(queued_ids))
+    ):
+        subject = by_key[key]
+        events.append(
+            webhooks.Event(
+                "report.queued", subject.customer.id,
+                {"report": {
+                    "contract_id": subject.contract.id, "contract_reference": subject.contract.reference,
+                    "month": f"{month:%Y-%m}", "csv_path": csv_path(subject.contract.id, month),
+                    "sent_to": recipient_kind,
+                }},
+            )
+        )
+    return events
 
 
 def _addressee(subject: ReportSubject, found: access.Correspondent) -> tuple[outbox.Recipient, tuple[str, ...]]:

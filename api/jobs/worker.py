@@ -11,6 +11,8 @@ from api.jobs.monthly_reports import run_monthly_reports_job
 from api.jobs.reconcile import reconcile_ledger
 from api.jobs.reminders import queue_expiry_reminders
 from api.jobs.sender import deliver_outbox
+from api.jobs.webhooks import deliver_webhooks
+from api.observability import new_request_id, request_scope
 from api.services.context import AppContext
 
 __all__ = ["JOBS", "Job", "run_worker"]
@@ -56,6 +58,15 @@ async def _deliver(ctx: AppContext) -> None:
     )
 
 
+async def _deliver_webhooks(ctx: AppContext) -> None:
+    run = await deliver_webhooks(ctx)
+    log.info(
+        "webhook delivery: %d leased, %d delivered, %d to retry, %d failed, %d refused by the policy, "
+        "%d lost to another sender, %d purged",
+        run.leased, run.delivered, run.retrying, run.failed, run.refused, run.lost, run.purged,
+    )
+
+
 @dataclass(frozen=True)
 class Job:
     name: str
@@ -72,6 +83,7 @@ JOBS = [
     Job("reconcile-ledger", 3600, _reconcile),
     Job("expiry-reminders", 3600, _remind),
     Job("monthly-reports", 3600, _monthly_reports),
+    Job("deliver-webhooks", 10, _deliver_webhooks, "webhook_interval_seconds"),
     Job("deliver-outbox", 30, _deliver, "mail_interval_seconds"),
 ]
 
@@ -89,10 +101,12 @@ async def run_worker(
     while not stop.is_set():
         for job in jobs:
             if loop.time() >= due[job.name]:
-                try:
-                    await job.run(ctx)
-                except Exception:  # one failing job must not stop the others
-                    log.exception("job %s failed", job.name)
+                # Each run's log lines carry an id of their own, as a request's do.
+                with request_scope(f"job-{job.name}-{new_request_id()[:12]}"):
+                    try:
+                        await job.run(ctx)
+                    except Exception:  # one failing job must not stop the others
+                        log.exception("job %s failed", job.name)
                 due[job.name] = loop.time() + job.interval(ctx)
         if once:
             return

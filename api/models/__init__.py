@@ -5,11 +5,28 @@ from api.models.availability import OnCallReservation, OnCallStatus, Outage
 from api.models.base import Base
 from api.models.bookings import Booking, BookingPartner, BookingStatus, CalendarFeed
 from api.models.contracts import Contract
-from api.models.identity import ApiToken, LoginFailure, StaffRole, TokenAccess, TokenScope, User, UserKind, UserSession
+from api.models.identity import (
+    ApiToken,
+    LoginAlert,
+    LoginFailure,
+    StaffRole,
+    TokenAccess,
+    TokenScope,
+    User,
+    UserKind,
+    UserSession,
+)
 from api.models.ledger import EntitlementBalance, LedgerEntry, LedgerKind
 from api.models.parties import Customer, Partner, PartnerCustomer
 from api.models.programs import PlanRecord, ProgramRecord
 from api.models.tickets import OutboxMessage, OutboxStatus, Ticket, TicketComment, TicketEventRecord, TimeEntry
+from api.models.webhooks import (
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookDeliveryStatus,
+    WebhookOwner,
+    WebhookSubscription,
+)
 
 __all__ = [
     "ApiToken",
@@ -17,6 +34,7 @@ __all__ = [
     "OnCallReservation",
     "OnCallStatus",
     "Outage",
+    "LoginAlert",
     "LoginFailure",
     "StaffRole",
     "OutboxMessage",
@@ -44,4 +62,9 @@ __all__ = [
     "PartnerCustomer",
     "PlanRecord",
     "ProgramRecord",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookDeliveryStatus",
+    "WebhookOwner",
+    "WebhookSubscription",
 ]

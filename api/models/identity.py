@@ -11,7 +11,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from api.models.base import Base, HasId, utcnow
 
-__all__ = ["ApiToken", "LoginFailure", "StaffRole", "TokenAccess", "TokenScope", "User", "UserKind", "UserSession"]
+__all__ = ["ApiToken", "LoginAlert", "LoginFailure", "StaffRole", "TokenAccess", "TokenScope", "User", "UserKind", "UserSession"]
 
 
 def _enum(cls: type[enum.Enum], name: str) -> Enum:
@@ -106,8 +106,27 @@ class UserSession(Base):
 
 
 class LoginFailure(HasId, Base):
+    """A login attempt that did not succeed, by account (the e-mail as typed, normalised: unknown accounts are
+    throttled alike) and source (api/domain/login_throttle.source_key). Written before the password is
+    checked and deleted, with the rest of its (account, source) pair's, when it succeeds. Rows older than
+    the throttling window are pruned as new ones are written."""
+
     __tablename__ = "login_failures"
-    __table_args__ = (Index("ix_login_failures_email_failed", "email", "failed_at"),)
+    __table_args__ = (
+        Index("ix_login_failures_email_failed", "email", "failed_at"),
+        Index("ix_login_failures_source_failed", "source_address", "failed_at"),
+        Index("ix_login_failures_failed", "failed_at"),
+    )
 
     email: Mapped[str] = mapped_column(String(254))
+    source_address: Mapped[str] = mapped_column(String(64))
     failed_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class LoginAlert(Base):
+    """When a user was last e-mailed about failed logins to their account: at most once per throttling window."""
+
+    __tablename__ = "login_alerts"
+
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    alerted_at: Mapped[datetime]

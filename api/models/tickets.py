@@ -126,7 +126,8 @@ class OutboxMessage(HasId, Base):
     dedupe_key: Mapped[str] = mapped_column(String(200), unique=True)
     kind: Mapped[str] = mapped_column(String(32))
     ticket_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("tickets.id"), index=True)
-    customer_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("customers.id"))
+    # None for a message about a user's own account (failed logins) when the user belongs to no customer.
+    customer_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("customers.id"))
     recipient_kind: Mapped[str] = mapped_column(String(16))
     recipient_name: Mapped[str] = mapped_column(String(200))
     recipient_email: Mapped[str | None] = mapped_column(String(254))

@@ -15,6 +15,7 @@ from pydantic import ValidationError
 
 from api.domain.calendars import compile_calendar
 from api.domain.catalog import CatalogError, plan_catalog
+from api.domain.inputs import InputRefused, Limits, check_document, check_text, check_toml_nesting
 from api.programs.schema import Program
 
 __all__ = ["ProgramFileError", "ProgramIssue", "ParsedProgram", "parse_program", "read_program_file"]
@@ -46,22 +47,37 @@ class ParsedProgram:
     file: str
 
 
-def read_program_file(path: str | Path) -> ParsedProgram:
+def read_program_file(path: str | Path, *, limits: Limits | None = None) -> ParsedProgram:
     path = Path(path)
+    limits = limits or Limits()
     try:
+        if path.stat().st_size > 4 * limits.program_size:  # UTF-8 takes at most 4 bytes a character
+            raise ProgramFileError([ProgramIssue(str(path), "", f"has more than {limits.program_size} characters")])
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ProgramFileError([ProgramIssue(str(path), "", f"cannot be read: {exc}")]) from exc
-    return parse_program(text, file=str(path))
+    return parse_program(text, file=str(path), limits=limits)
 
 
-def parse_program(text: str, *, file: str = "<program>") -> ParsedProgram:
+def parse_program(text: str, *, file: str = "<program>", limits: Limits | None = None) -> ParsedProgram:
+    """Parse and validate a program file. Its size, characters and nesting are checked before the TOML
+    parser sees it (`api.domain.inputs`), and its numbers and strings after."""
+    limits = limits or Limits()
+    try:
+        check_text(text, "source", limits)
+        check_toml_nesting(text, limits.program_depth)
+    except InputRefused as refused:
+        raise ProgramFileError([ProgramIssue(file, "", refused.message.removeprefix("source "))]) from None
     try:
         raw = tomllib.loads(text, parse_float=Decimal)
     except tomllib.TOMLDecodeError as exc:
         raise ProgramFileError([ProgramIssue(file, "", f"is not valid TOML: {exc}")]) from exc
+    except (ValueError, RecursionError) as exc:  # e.g. an integer of thousands of digits
+        raise ProgramFileError([ProgramIssue(file, "", f"cannot be read: {str(exc)[:200]}")]) from None
 
-    issues: list[ProgramIssue] = []
+    issues = [ProgramIssue(file, key, reason) for key, reason in check_document(raw, limits)]
+    if issues:
+        raise ProgramFileError(issues[:20])
     raw = _resolve_extends(raw, file, issues)
     if issues:
         raise ProgramFileError(issues)

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.models import AuditEntry
-from api.services import policy
+from api.services import inputs, policy
 from api.services.context import Actor, AppContext
 from api.services.paging import cut_page, encode_cursor, newest_first
 
@@ -62,6 +62,7 @@ async def audit_page(
 ) -> AuditPage:
     """Newest first, optionally for one customer or one action."""
     policy.require(actor, "audit.read")
+    inputs.optional_text(ctx, action, "action")
     query = newest_first(policy.visible_audit(actor), AuditEntry.occurred_at, AuditEntry.id, first=first, after=after)
     if customer_id is not None:
         query = query.where(AuditEntry.on_behalf_of_customer_id == customer_id)

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.domain.availability import OutageSpan, ServiceCredit, compute_credit, month_bounds, month_start
 from api.models import Contract, Outage, PlanRecord, ProgramRecord
-from api.services import audit, policy
+from api.services import audit, inputs, policy
 from api.services.context import Actor, AppContext
 from api.services.contracts import load_contract_view
 from api.services.errors import ErrorCode, NotFound, ValidationFailed
@@ -36,7 +36,6 @@ __all__ = [
 # Outages recorded are facts of this century and of at most a year each: anything else is a typo.
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 MAX_OUTAGE_DAYS = 366
-MAX_NOTE = 2000
 _PORTION_STEP = Decimal("0.0001")  # the column keeps four decimals
 # Up to this many contracts, a batch asks for their outages by id; above it, for the month's outages of
 # every contract (they are few), so one statement never binds more parameters than a backend allows.
@@ -61,7 +60,9 @@ def _check(ctx: AppContext, new: NewOutage) -> tuple[datetime, datetime, Decimal
         raise ValidationFailed(
             "an outage concerns one contract or every contract of one program: give exactly one", field="contractId"
         )
+    inputs.optional_text(ctx, new.program_code, "programCode")
     for value, name in ((new.started_at, "startedAt"), (new.ended_at, "endedAt")):
+        inputs.instant(ctx, value, name)
         if value.utcoffset() is None:
             raise ValidationFailed(f"{name} must be given with its time zone", field=name)
     started, ended = new.started_at.astimezone(UTC), new.ended_at.astimezone(UTC)
@@ -79,6 +80,8 @@ def _check(ctx: AppContext, new: NewOutage) -> tuple[datetime, datetime, Decimal
     if ended - started > timedelta(days=MAX_OUTAGE_DAYS):
         raise ValidationFailed(f"an outage lasts at most {MAX_OUTAGE_DAYS} days", field="endedAt")
     portion = new.impacted_portion
+    if isinstance(portion, Decimal) and portion.is_finite():
+        portion = inputs.decimal(portion, "impactedPortion", label="the impacted portion")
     if not isinstance(portion, Decimal) or not portion.is_finite() or not 0 < portion <= 1:
         raise ValidationFailed(
             f"the impacted portion is a share of the service above 0 and at most 1, not {portion}",
@@ -88,9 +91,7 @@ def _check(ctx: AppContext, new: NewOutage) -> tuple[datetime, datetime, Decimal
         raise ValidationFailed(
             f"the impacted portion has at most 4 decimals, not {portion}", field="impactedPortion"
         )
-    note = (new.note or "").strip()
-    if len(note) > MAX_NOTE:
-        raise ValidationFailed(f"note must be at most {MAX_NOTE} characters", field="note")
+    note = inputs.text(ctx, (new.note or "").strip(), "note")
     return started, ended, portion, note
 
 
@@ -157,6 +158,7 @@ async def list_outages(
     """The outages that concern a contract (its own and its program's), oldest first; with a month, those
     overlapping that calendar month (UTC)."""
     policy.require(actor, "availability.read")
+    inputs.optional_day(ctx, month, "month")
     async with ctx.db.read() as session:
         view = await load_contract_view(session, actor, contract_id)
         query = (
@@ -175,6 +177,7 @@ async def service_credit(ctx: AppContext, actor: Actor, contract_id: uuid.UUID, 
     None when its plan has no availability terms. A month the contract is not in force on any day of is
     refused (field `month`). A month under way counts the outages recorded so far."""
     policy.require(actor, "availability.read")
+    inputs.day(ctx, month, "month")
     async with ctx.db.read() as session:
         view = await load_contract_view(session, actor, contract_id)
         if view.plan.rules.availability is None:

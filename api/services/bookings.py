@@ -33,7 +33,7 @@ from api.models import (
     UserKind,
 )
 from api.programs.schema import Activity
-from api.services import access, audit, ledger, outbox, policy
+from api.services import access, audit, inputs, ledger, outbox, policy, webhooks
 from api.services.context import Actor, AppContext
 from api.services.contracts import ContractView, EntitlementPeriod, load_contract_view
 from api.services.errors import (
@@ -76,7 +76,6 @@ __all__ = [
 # one counted in hours lasts its size.
 DEFAULT_MINUTES = 60
 MAX_MINUTES = 24 * 60
-MAX_NOTE = 2000
 MAX_PARTNERS = 20
 _OPEN = (BookingStatus.REQUESTED, BookingStatus.SCHEDULED)
 
@@ -129,11 +128,8 @@ class CatalogItem:
     offer: Offer | None = None  # how a plan offers it; None in a program's whole catalog
 
 
-def _text(value: str | None, name: str, limit: int) -> str:
-    text = (value or "").strip()
-    if len(text) > limit:
-        raise ValidationFailed(f"{name} must be at most {limit} characters", field=name)
-    return text
+def _text(ctx: AppContext, value: str | None, name: str) -> str:
+    return inputs.text(ctx, (value or "").strip(), name)
 
 
 def _partner_ids(given: Sequence[uuid.UUID]) -> list[uuid.UUID]:
@@ -332,7 +328,9 @@ async def book_activity(ctx: AppContext, actor: Actor, new: NewBooking) -> Booki
     in the contract's catalog, the day is in the past or outside the term, or the period containing it
     has too little left."""
     policy.require(actor, "booking.create")
-    note = _text(new.note, "note", MAX_NOTE)
+    inputs.text(ctx, new.activity, "activity")
+    inputs.day(ctx, new.on, "on")
+    note = _text(ctx, new.note, "note")
     partner_ids = _partner_ids(new.partner_ids)
     request_hash = ledger.hash_request(
         "book", activity=new.activity, on=new.on, note=note, partners=sorted(str(p) for p in partner_ids)
@@ -383,6 +381,7 @@ async def book_activity(ctx: AppContext, actor: Actor, new: NewBooking) -> Booki
                 "units": offer.units, "partners": [str(p) for p in partner_ids],
             },
         )
+        await webhooks.emit(session, ctx, "booking.created", booking.customer_id, webhooks.booking_data(booking))
         await _tell_client_manager(session, ctx, actor, view, booking, offer)
         created.append(booking)
         return outcome
@@ -501,12 +500,14 @@ async def _change(
         session, ctx, actor, action, target_type="booking", target_id=booking.id,
         on_behalf_of_customer_id=booking.customer_id, detail=detail,
     )
+    await webhooks.emit(session, ctx, webhooks.BOOKING_EVENTS[action], booking.customer_id, webhooks.booking_data(booking))
 
 
 async def schedule_booking(ctx: AppContext, actor: Actor, request: Schedule) -> Booking:
     """Fix when a requested activity takes place and who delivers it, or move a scheduled one, always
     inside the period it was charged to; the customer's correspondent (and partners taking part) are told."""
     policy.require(actor, "booking.manage")
+    inputs.instant(ctx, request.starts_at, "startsAt")
     partner_ids = None if request.partner_ids is None else _partner_ids(request.partner_ids)
     async with ctx.db.write() as session:
         booking, view = await _locked(session, actor, request.booking_id)
@@ -539,7 +540,7 @@ async def schedule_booking(ctx: AppContext, actor: Actor, request: Schedule) -> 
 async def deliver_booking(ctx: AppContext, actor: Actor, booking_id: uuid.UUID, note: str = "") -> Booking:
     """Record that a scheduled activity took place; its units stay consumed."""
     policy.require(actor, "booking.manage")
-    text = _text(note, "note", MAX_NOTE)
+    text = _text(ctx, note, "note")
     async with ctx.db.write() as session:
         booking, _ = await _locked(session, actor, booking_id)
         _require_status(booking, (BookingStatus.SCHEDULED,), "delivered (only a scheduled booking is)")
@@ -562,7 +563,7 @@ async def cancel_booking(ctx: AppContext, actor: Actor, booking_id: uuid.UUID, r
     """Cancel a requested or scheduled activity and give its units back to the period it was charged to
     (where that period has ended, they come back only to expire with it)."""
     policy.require(actor, "booking.cancel")
-    text = _text(reason, "reason", MAX_NOTE)
+    text = _text(ctx, reason, "reason")
     async with ctx.db.write() as session:
         booking, view = await _locked(session, actor, booking_id)
         await _require_booker(session, actor, booking.customer_id)

@@ -17,10 +17,10 @@ from sqlalchemy import select
 from api.domain.periods import periods_of_term
 from api.domain.units import format_quantity
 from api.models import Booking, BookingStatus, CalendarFeed, Contract, EntitlementBalance, User
-from api.services import audit, bookings, policy
+from api.services import audit, bookings, inputs, policy
 from api.services.context import Actor, AppContext
 from api.services.contracts import ContractView, load_contract_view
-from api.services.errors import NotFound, PermissionDenied, ValidationFailed
+from api.services.errors import NotFound, PermissionDenied
 
 __all__ = ["FEED_ACTOR", "create_feed", "feed_url", "list_feeds", "render_feed", "revoke_feed"]
 
@@ -43,9 +43,7 @@ def feed_url(ctx: AppContext, secret: str, base: str | None = None) -> str:
 async def create_feed(ctx: AppContext, actor: Actor, contract_id: uuid.UUID, name: str = "") -> tuple[CalendarFeed, str]:
     """A new feed for a contract the actor sees, and its secret: shown this once, never stored."""
     policy.require(actor, "feed.manage")
-    label = (name or "").strip() or "Activities and period ends"
-    if len(label) > 200:
-        raise ValidationFailed("name must be at most 200 characters", field="name")
+    label = inputs.text(ctx, (name or "").strip(), "name") or "Activities and period ends"
     secret = secrets.token_urlsafe(32)
     async with ctx.db.write() as session:
         view = await load_contract_view(session, actor, contract_id)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -16,7 +17,7 @@ from api.domain.catalog import Offer, contract_catalog, plan_catalog
 from api.domain.periods import Period, period_containing, periods_of_term
 from api.models import Contract, Customer, EntitlementBalance, PlanRecord, ProgramRecord, StaffRole, User, UserKind
 from api.programs.schema import Bucket
-from api.services import audit, policy
+from api.services import audit, inputs, policy
 from api.services.context import Actor, AppContext
 from api.services.errors import Conflict, NotFound, ValidationFailed, check_email
 from api.services.programs import PlanView, plan_view
@@ -39,6 +40,8 @@ __all__ = [
 
 _REFERENCE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,63}$")
 _MAX_FEE = Decimal(10) ** 12  # the Money column is Numeric(14, 2)
+# Buckets with their own allowance, or activities on an order: a plan has a handful; a list is bounded before it is read.
+_MAX_LISTED = 500
 
 
 @dataclass(frozen=True)
@@ -142,23 +145,25 @@ async def create_contract(ctx: AppContext, actor: Actor, new: NewContract) -> Co
     policy.require(actor, "contract.create")
     if not _REFERENCE.fullmatch(new.reference):
         raise ValidationFailed(
-            f"reference {new.reference!r} must be 1-64 letters, digits, '.', '_', '/' or '-'", field="reference"
+            f"reference {new.reference[:64]!r} must be 1-64 letters, digits, '.', '_', '/' or '-'", field="reference"
         )
-    if new.end_date < new.effective_date:
+    for value, name in ((new.program_code, "programCode"), (new.plan_code, "planCode")):
+        inputs.text(ctx, value, name)
+    inputs.term(ctx, new.effective_date, new.end_date)
+    fee = new.monthly_fee
+    # Compared before any arithmetic: "1e1000000" is refused here without being expanded.
+    if not fee.is_finite() or not 0 <= fee < _MAX_FEE or fee != fee.quantize(Decimal("0.01")):
         raise ValidationFailed(
-            f"end date {new.end_date} is before the effective date {new.effective_date}", field="endDate"
-        )
-    if (
-        not new.monthly_fee.is_finite()
-        or not 0 <= new.monthly_fee < _MAX_FEE
-        or new.monthly_fee != new.monthly_fee.quantize(Decimal("0.01"))
-    ):
-        raise ValidationFailed(
-            f"monthly fee {new.monthly_fee} must be zero or more and below {_MAX_FEE:,}, with at most 2 decimals",
+            f"monthly fee {fee} must be zero or more and below {_MAX_FEE:,}, with at most 2 decimals",
             field="monthlyFee",
         )
     if not re.fullmatch(r"[A-Z]{3}", new.currency):
-        raise ValidationFailed(f"currency {new.currency!r} must be an ISO 4217 code such as EUR", field="currency")
+        raise ValidationFailed(f"currency {new.currency[:8]!r} must be an ISO 4217 code such as EUR", field="currency")
+    for code in inputs.items(new.custom_allowances, "customAllowances", most=_MAX_LISTED):
+        inputs.text(ctx, code, "customAllowances")
+    if new.catalog is not None:
+        for code in inputs.items(new.catalog, "catalog", most=_MAX_LISTED):
+            inputs.text(ctx, code, "catalog")
 
     async with ctx.db.write() as session:
         if await session.get(Customer, new.customer_id) is None:
@@ -184,7 +189,7 @@ async def create_contract(ctx: AppContext, actor: Actor, new: NewContract) -> Co
             plan_id=plan.record.id,
             effective_date=new.effective_date,
             end_date=new.end_date,
-            monthly_fee=new.monthly_fee,
+            monthly_fee=fee,
             currency=new.currency,
             custom_allowances=dict(new.custom_allowances),
             catalog=order_catalog,
@@ -272,7 +277,7 @@ def _check_order_catalog(plan: PlanView, given: Sequence[str] | None) -> list[st
                 f"(it has: {', '.join(offered) or 'none'})",
                 field="catalog",
             )
-    repeated = sorted({code for code in given if list(given).count(code) > 1})
+    repeated = sorted(code for code, times in Counter(given).items() if times > 1)
     if repeated:
         raise ValidationFailed(f"activity {repeated[0]!r} is listed twice", field="catalog")
     return list(given)

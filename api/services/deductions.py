@@ -21,7 +21,7 @@ from sqlalchemy.orm import aliased
 from api.domain.periods import Period
 from api.models import LedgerEntry, LedgerKind, Ticket, TicketComment, TimeEntry
 from api.programs.schema import Bucket, DeductionRules
-from api.services import audit, ledger, policy
+from api.services import audit, inputs, ledger, policy
 from api.services.context import Actor, AppContext
 from api.services.contracts import ContractView, load_contract_view
 from api.services.errors import Conflict, ContractInactive, InsufficientBalance, NotFound, ValidationFailed
@@ -256,9 +256,10 @@ async def log_time(
         raise ValidationFailed(
             f"one entry holds at most {MAX_MINUTES_PER_ENTRY} minutes (a day), got {minutes}", field="minutes"
         )
-    note = note.strip()
+    note = inputs.text(ctx, (note or "").strip(), "note")
     if not note:
         raise ValidationFailed("say what the time was spent on", field="note")
+    inputs.optional_day(ctx, work_date, "workDate")
     if minutes < 0 and corrects_entry_id is None:
         raise ValidationFailed("a negative entry corrects an earlier one: name it", field="correctsEntryId")
     if minutes > 0 and corrects_entry_id is not None:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select, update
 
 from api.models import OutboxMessage, OutboxStatus
-from api.services import audit, policy
+from api.services import audit, inputs, policy
 from api.services.context import Actor, AppContext
 from api.services.errors import Conflict, ErrorCode, NotFound, ValidationFailed
 from api.services.paging import cut_page, encode_cursor, newest_first
@@ -36,6 +36,7 @@ async def list_deliveries(
 ) -> DeliveryPage:
     """Outbox messages newest first (by when they were queued), optionally of one status, kind or customer."""
     policy.require(actor, "outbox.read")
+    inputs.optional_text(ctx, kind, "kind")
     query = newest_first(select(OutboxMessage), OutboxMessage.created_at, OutboxMessage.id, first=first, after=after)
     if status is not None:
         query = query.where(OutboxMessage.status == status)

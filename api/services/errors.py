@@ -8,6 +8,8 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
+from api.domain.inputs import refused_character
+
 __all__ = [
     "AuthenticationFailed",
     "AddOnNotOffered",
@@ -73,6 +75,12 @@ class DomainError(Exception):
         self.field = field
         self.details = details
 
+    @property
+    def extensions(self) -> dict[str, Any]:
+        """What a GraphQL error for this refusal carries besides its message, where there is no typed result
+        to give (a query): the code and the field at fault, in the API's names."""
+        return {"code": self.code.name, "field": self.field}
+
 
 class ValidationFailed(DomainError):
     default_code = ErrorCode.INVALID
@@ -82,7 +90,9 @@ class NotFound(DomainError):
     default_code = ErrorCode.NOT_FOUND
 
     def __init__(self, what: str, ident: object, *, field: str | None = None):
-        super().__init__(f"{what} {ident} does not exist", field=field)
+        shown = str(ident)
+        shown = shown if len(shown) <= 100 else f"{shown[:100]}..."  # a refusal never echoes a long input whole
+        super().__init__(f"{what} {shown} does not exist", field=field)
 
 
 class Conflict(DomainError):
@@ -106,7 +116,8 @@ class AuthenticationFailed(DomainError):
 
 
 class TooManyAttempts(DomainError):
-    """Too many failed logins for one account in the throttle window. Interfaces answer 429."""
+    """Too many failed logins from one source (for one account, or across accounts): this source must wait
+    `retry_after_seconds` before its next attempt. Interfaces answer 429 with Retry-After."""
 
     default_code = ErrorCode.THROTTLED
 
@@ -184,5 +195,9 @@ _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 
 def check_email(value: str | None, *, field: str) -> None:
     """An optional e-mail address: absent, or plausible and short enough for its column."""
-    if value is not None and (len(value) > 254 or not _EMAIL.fullmatch(value)):
+    if value is None:
+        return
+    if len(value) > 254:
+        raise ValidationFailed(f"{value[:40]!r}... is not an e-mail address: it has more than 254 characters", field=field)
+    if not _EMAIL.fullmatch(value) or refused_character(value, strict=True) is not None:
         raise ValidationFailed(f"{value!r} is not an e-mail address", field=field)

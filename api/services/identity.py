@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 import uuid
 from dataclasses import dataclass
@@ -14,22 +15,20 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import select, update
 
-from api.models import ApiToken, Customer, LoginFailure, Partner, StaffRole, TokenAccess, TokenScope, User, UserKind
+from api.domain.login_throttle import source_key
+from api.models import ApiToken, Customer, Partner, StaffRole, TokenAccess, TokenScope, User, UserKind
 from api.models.identity import UserSession
-from api.services import audit, policy
+from api.services import audit, inputs, login_throttle, policy
 from api.services.context import Actor, AppContext
 from api.services.errors import (
     AuthenticationFailed,
     Conflict,
     NotFound,
-    TooManyAttempts,
     ValidationFailed,
     check_email,
 )
 
 __all__ = [
-    "LOGIN_FAILURE_LIMIT",
-    "LOGIN_WINDOW",
     "NewToken",
     "NewUser",
     "SESSION_LIFETIME",
@@ -48,10 +47,12 @@ __all__ = [
 ]
 
 SESSION_LIFETIME = timedelta(hours=12)
-LOGIN_FAILURE_LIMIT = 5
-LOGIN_WINDOW = timedelta(minutes=15)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 MIN_PASSWORD_LENGTH = 12
 TOKEN_PREFIX = "ent"
+# What token_hex and token_urlsafe write (with room to spare): anything else is no token of ours, and is
+# refused before it reaches a query.
+_TOKEN_PART = re.compile(r"[A-Za-z0-9_-]{1,128}")
 
 _hasher = PasswordHasher()
 # Verifying against a throw-away hash when the account does not exist keeps both answers equally slow.
@@ -125,8 +126,10 @@ async def create_user(ctx: AppContext, actor: Actor, new: NewUser) -> User:
     check_email(email, field="email")
     if not new.name.strip() or len(new.name) > 200:
         raise ValidationFailed("name must be 1 to 200 characters", field="name")
+    inputs.text(ctx, new.name.strip(), "name")
     if len(new.password) < MIN_PASSWORD_LENGTH:
         raise ValidationFailed(f"password must be at least {MIN_PASSWORD_LENGTH} characters", field="password")
+    inputs.text(ctx, new.password, "password")
     expected = {
         UserKind.CUSTOMER: ("customerId", new.customer_id is not None and new.partner_id is None and new.staff_role is None),
         UserKind.PARTNER: ("partnerId", new.partner_id is not None and new.customer_id is None and new.staff_role is None),
@@ -169,38 +172,43 @@ async def list_users(ctx: AppContext, actor: Actor) -> list[User]:
         return list(await session.scalars(select(User).order_by(User.email)))
 
 
-async def log_in(ctx: AppContext, email: str, password: str, *, previous_session: str | None = None) -> Login:
+async def log_in(
+    ctx: AppContext,
+    email: str,
+    password: str,
+    *,
+    source_address: str | None = None,
+    previous_session: str | None = None,
+) -> Login:
     """Check a password and open a new session. The session presented before logging in, if any, is
-    ended: a login always issues a new session id. Refused after LOGIN_FAILURE_LIMIT failures within
-    LOGIN_WINDOW for one account, whatever the password."""
+    ended: a login always issues a new session id.
+
+    `source_address` is the client address the attempt comes from (None: unknown). Attempts are throttled,
+    never locked (api/domain/login_throttle.py): a source that keeps failing for an account, or for many
+    accounts, is refused with TooManyAttempts for a growing while, whatever the password, while the same
+    account from another source is let through. A success forgets its (account, source) pair's failures.
+    Past ENTITLE_LOGIN_ALERT_ATTEMPTS failures the account's owner is e-mailed, once per window."""
     email = _normal_email(email)
-    now = ctx.now()
-    async with ctx.db.read() as session:
-        user = await session.scalar(select(User).where(User.email == email))
-        since = now - LOGIN_WINDOW
-        if user is not None and user.last_login_at is not None:
-            since = max(since, user.last_login_at)
-        failures = list(
-            await session.scalars(
-                select(LoginFailure.failed_at)
-                .where(LoginFailure.email == email, LoginFailure.failed_at > since)
-                .order_by(LoginFailure.failed_at)
-            )
-        )
-    if len(failures) >= LOGIN_FAILURE_LIMIT:
-        retry = int((failures[-LOGIN_FAILURE_LIMIT] + LOGIN_WINDOW - now).total_seconds()) + 1
-        raise TooManyAttempts(
-            f"too many failed logins for this account; try again in {max(1, -(-retry // 60))} minute(s)",
-            retry_after_seconds=max(1, retry),
-        )
+    source = source_key(source_address)
+    # What no account can have (too long, control characters; PostgreSQL refuses NUL in a query) is counted
+    # under a digest, and looked up nowhere.
+    storable = len(email) <= 254 and not _CONTROL.search(email)
+    email = email if storable else f"invalid:{_digest(email)}"
+    attempt = await login_throttle.record_attempt(ctx, email, source)
+    user = None
+    if storable:
+        async with ctx.db.read() as session:
+            user = await session.scalar(select(User).where(User.email == email))
     if not _password_matches(user, password):
-        async with ctx.db.write() as session:
-            session.add(LoginFailure(email=email, failed_at=now))
+        if user is not None:
+            await login_throttle.tell_owner(ctx, user, attempt)
         raise AuthenticationFailed("wrong e-mail address or password")
 
+    now = ctx.now()
     secret, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
     actor = actor_for_user(user, "portal")
     async with ctx.db.write() as session:
+        await login_throttle.clear_pair(session, email, source)
         if previous_session:
             await _end_session(session, previous_session, now)
         row = await session.get(User, user.id)
@@ -264,6 +272,8 @@ async def create_token(ctx: AppContext, actor: Actor, new: NewToken) -> tuple[Ap
     policy.require(actor, "token.manage")
     if not new.name.strip() or len(new.name) > 200:
         raise ValidationFailed("name must be 1 to 200 characters", field="name")
+    inputs.text(ctx, new.name.strip(), "name")
+    inputs.optional_instant(ctx, new.expires_at, "expiresAt")
     targets = {
         TokenScope.CUSTOMER: ("customerId", new.customer_id is not None and new.partner_id is None),
         TokenScope.PARTNER: ("partnerId", new.partner_id is not None and new.customer_id is None),
@@ -330,6 +340,8 @@ async def token_actor(ctx: AppContext, presented: str, interface: str = "graphql
     if len(parts) != 3 or parts[0] != TOKEN_PREFIX:
         raise AuthenticationFailed("the bearer token is malformed: expected ent_<prefix>_<secret>")
     _, prefix, secret = parts
+    if not _TOKEN_PART.fullmatch(prefix) or not _TOKEN_PART.fullmatch(secret):
+        raise AuthenticationFailed("the bearer token is malformed: expected ent_<prefix>_<secret>")
     async with ctx.db.read() as session:
         token = await session.scalar(select(ApiToken).where(ApiToken.prefix == prefix))
     if token is None or not hmac.compare_digest(token.secret_hash, _digest(secret)):

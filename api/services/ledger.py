@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from api.domain.periods import Period
 from api.models import EntitlementBalance, LedgerEntry, LedgerKind
 from api.programs.schema import Bucket
-from api.services import audit, policy
+from api.services import audit, inputs, policy, webhooks
 from api.services.context import Actor, AppContext
 from api.services.contracts import ContractView, EntitlementPeriod, load_contract_view
 from api.services.errors import (
@@ -281,9 +281,10 @@ async def _replay(
     return LedgerOutcome(entry, view.balance(ctx, entry.bucket_code, period, consumed, overage), replayed=True)
 
 
-def _check_key(key: str | None) -> None:
+def _check_key(ctx: AppContext, key: str | None) -> None:
     if key is not None and not 1 <= len(key) <= 200:
         raise ValidationFailed("idempotency key must be 1 to 200 characters", field="idempotencyKey")
+    inputs.optional_text(ctx, key, "idempotencyKey")
 
 
 async def run_idempotent(
@@ -296,7 +297,7 @@ async def run_idempotent(
 ) -> LedgerOutcome:
     """Run `work` in one write transaction unless the key was used before; a racer that loses the
     unique key gets the winner's result."""
-    _check_key(key)
+    _check_key(ctx, key)
     try:
         async with ctx.db.write() as session:
             view = await load_contract_view(session, actor, contract_id)
@@ -381,7 +382,15 @@ async def post(
         on_behalf_of_customer_id=on_behalf_of_customer_id or view.contract.customer_id,
         detail=detail,
     )
-    return LedgerOutcome(entry, view.balance(ctx, bucket_code, period, *moved), replayed=False)
+    outcome = LedgerOutcome(entry, view.balance(ctx, bucket_code, period, *moved), replayed=False)
+    await webhooks.emit(
+        session, ctx, webhooks.LEDGER_EVENTS[kind.value], view.contract.customer_id,
+        webhooks.entry_data(
+            entry, contract_reference=view.contract.reference, allowance=outcome.period.allowance,
+            consumed=outcome.period.consumed, overage=outcome.period.overage,
+        ),
+    )
+    return outcome
 
 
 async def post_in_session(
@@ -419,6 +428,10 @@ async def post_in_session(
 
 async def consume_entitlement(ctx: AppContext, actor: Actor, request: Consumption) -> LedgerOutcome:
     policy.require(actor, "entitlement.consume")
+    quantity = inputs.decimal(request.quantity, "quantity")
+    inputs.text(ctx, request.bucket, "bucket")
+    inputs.optional_day(ctx, request.on, "on")
+    inputs.text(ctx, request.reason, "reason")
     request_hash = hash_request(
         "consume",
         bucket=request.bucket,
@@ -430,7 +443,7 @@ async def consume_entitlement(ctx: AppContext, actor: Actor, request: Consumptio
 
     async def work(session: AsyncSession, view: ContractView) -> LedgerOutcome:
         bucket = _bucket(view, request.bucket)
-        units = _whole_units(request.quantity, bucket)
+        units = _whole_units(quantity, bucket)
         on_behalf = request.on_behalf_of_customer_id
         if on_behalf is not None and on_behalf != view.contract.customer_id:
             # Work on a contract is only ever done for that contract's customer.
@@ -488,6 +501,7 @@ async def reverse_entry(
 ) -> LedgerOutcome:
     """Give back what an entry took, to the period it was taken from; an entry is reversed at most once."""
     policy.require(actor, "ledger.reverse")
+    inputs.text(ctx, reason, "reason")
     if not reason.strip():
         raise ValidationFailed("a reversal needs a reason", field="reason")
     async with ctx.db.read() as session:
@@ -558,6 +572,10 @@ async def reverse_entry(
 async def adjust_entitlement(ctx: AppContext, actor: Actor, request: Adjustment) -> LedgerOutcome:
     """A staff correction of a period's consumption, either way, within [0, allowance]."""
     policy.require(actor, "ledger.adjust")
+    quantity = inputs.decimal(request.quantity, "quantity")
+    inputs.text(ctx, request.bucket, "bucket")
+    inputs.day(ctx, request.on, "on")
+    inputs.text(ctx, request.reason, "reason")
     if not request.reason.strip():
         raise ValidationFailed("an adjustment needs a reason", field="reason")
     request_hash = hash_request(
@@ -566,7 +584,7 @@ async def adjust_entitlement(ctx: AppContext, actor: Actor, request: Adjustment)
 
     async def work(session: AsyncSession, view: ContractView) -> LedgerOutcome:
         bucket = _bucket(view, request.bucket)
-        units = _whole_units(request.quantity, bucket, allow_negative=True)
+        units = _whole_units(quantity, bucket, allow_negative=True)
         period = _period_on(view, bucket, request.on)
         outcome = await post(
             session,

@@ -19,7 +19,7 @@ from api.domain.availability import format_money, format_money_range, minor_unit
 from api.domain.on_call import on_call_add_ons, window_for
 from api.models import Contract, OnCallReservation, OnCallStatus, User
 from api.programs.schema import AddOn
-from api.services import audit, outbox, policy
+from api.services import audit, inputs, outbox, policy
 from api.services.context import Actor, AppContext
 from api.services.contracts import ContractView, load_contract_view
 from api.services.errors import (
@@ -48,7 +48,6 @@ __all__ = [
 
 MAX_DAYS = 62  # dates in one request
 MAX_CONSULTANTS = 20
-MAX_NOTE = 2000
 # Up to this many contracts, totals ask for their reservations by id; above it, for the month's reservations
 # of every contract, so one statement never binds more parameters than a backend allows.
 _IDS_IN_QUERY = 1000
@@ -175,9 +174,13 @@ async def reserve_on_call(ctx: AppContext, actor: Actor, new: NewReservation) ->
     policy.require(actor, "on_call.reserve")
     if not isinstance(new.consultants, int) or not 1 <= new.consultants <= MAX_CONSULTANTS:
         raise ValidationFailed(f"reserve 1 to {MAX_CONSULTANTS} consultants, not {new.consultants}", field="consultants")
-    note = (new.note or "").strip()
-    if len(note) > MAX_NOTE:
-        raise ValidationFailed(f"note must be at most {MAX_NOTE} characters", field="note")
+    note = inputs.text(ctx, (new.note or "").strip(), "note")
+    inputs.optional_text(ctx, new.window, "window")
+    inputs.optional_text(ctx, new.add_on, "addOn")
+    for day in list(new.dates)[:MAX_DAYS]:  # more are refused below
+        inputs.day(ctx, day, "dates")
+    if isinstance(new.day_rate, Decimal) and new.day_rate.is_finite():
+        inputs.decimal(new.day_rate, "dayRate", label="the day rate")
     try:
         async with ctx.db.write() as session:
             view = await load_contract_view(session, actor, new.contract_id)
@@ -358,6 +361,7 @@ async def list_on_call(
     """A contract's on-call reservations by day (with a month, that calendar month's), for whoever may read
     the contract."""
     policy.require(actor, "on_call.read")
+    inputs.optional_day(ctx, month, "month")
     async with ctx.db.read() as session:
         await load_contract_view(session, actor, contract_id)
         query = (

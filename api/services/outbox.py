@@ -33,7 +33,7 @@ class Recipient:
 @dataclass(frozen=True)
 class Message:
     kind: str
-    customer_id: uuid.UUID
+    customer_id: uuid.UUID | None  # None only for a message about a user's own account that belongs to no customer
     dedupe_key: str  # names the logical message: a second one with the same key is never queued
     subject: str
     body: str
@@ -54,7 +54,7 @@ async def queue(
     ctx: AppContext,
     *,
     kind: str,
-    customer_id: uuid.UUID,
+    customer_id: uuid.UUID | None,
     dedupe_key: str,
     subject: str,
     body: str,
@@ -64,8 +64,11 @@ async def queue(
     """Queue one message about a customer (and a ticket, where it is about one) in the caller's
     transaction. The dedupe key names the logical message (e.g. "ticket:<id>:filed"): a second message
     with the same key is ignored, and None is returned instead of the new message's id. Without a named
-    recipient it goes to the customer's correspondent: a partner-managed customer is never written to."""
+    recipient it goes to the customer's correspondent: a partner-managed customer is never written to.
+    A message about no customer (customer_id None, e.g. failed logins of a staff user) names its recipient."""
     if recipient is None:
+        if customer_id is None:
+            raise ValueError("a message about no customer needs a named recipient")
         correspondent = await access.correspondent_in(session, customer_id)
         recipient = Recipient(correspondent.kind, correspondent.name, correspondent.email)
     queued = await queue_all(session, ctx, [Message(kind, customer_id, dedupe_key, subject, body, recipient, ticket_id)])

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.models import Customer, Partner, PartnerCustomer
-from api.services import audit, policy
+from api.services import audit, inputs, policy
 from api.services.context import Actor, AppContext
 from api.services.errors import Conflict, NotFound, ValidationFailed, check_email
 
@@ -48,22 +48,23 @@ class NewPartner:
     certified_until_date: date | None = None
 
 
-def _check_party(code: str, name: str, email: str | None) -> None:
+def _check_party(ctx: AppContext, code: str, name: str, email: str | None) -> None:
     if not _CODE.fullmatch(code):
         raise ValidationFailed(
-            f"code {code!r} must be 1-63 lower-case letters, digits or dashes, starting with a letter or digit",
+            f"code {code[:64]!r} must be 1-63 lower-case letters, digits or dashes, starting with a letter or digit",
             field="code",
         )
     if not name.strip():
         raise ValidationFailed("name must not be empty", field="name")
     if len(name.strip()) > 200:
         raise ValidationFailed("name must be at most 200 characters", field="name")
+    inputs.text(ctx, name.strip(), "name")
     check_email(email, field="email")
 
 
 async def create_customer(ctx: AppContext, actor: Actor, new: NewCustomer) -> Customer:
     policy.require(actor, "customer.create")
-    _check_party(new.code, new.name, new.email)
+    _check_party(ctx, new.code, new.name, new.email)
     if new.country is not None and not re.fullmatch(r"[A-Z]{2}", new.country):
         raise ValidationFailed(f"country {new.country!r} must be an ISO 3166 alpha-2 code such as DK", field="country")
     async with ctx.db.write() as session:
@@ -83,7 +84,8 @@ async def create_customer(ctx: AppContext, actor: Actor, new: NewCustomer) -> Cu
 
 async def create_partner(ctx: AppContext, actor: Actor, new: NewPartner) -> Partner:
     policy.require(actor, "partner.create")
-    _check_party(new.code, new.name, new.email)
+    _check_party(ctx, new.code, new.name, new.email)
+    inputs.optional_day(ctx, new.certified_until_date, "certifiedUntilDate")
     async with ctx.db.write() as session:
         if await session.scalar(select(Partner.id).where(Partner.code == new.code)):
             raise Conflict(f"a partner with code {new.code!r} already exists", field="code")
@@ -179,6 +181,8 @@ async def set_report_contacts(ctx: AppContext, actor: Actor, customer_id: uuid.U
     own address. A managed customer's reports still go to its partner, never to these addresses."""
     policy.require(actor, "customer.report_contacts")
     contacts: list[str] = []
+    # Bounded before reading: repeats and blanks count, so a list cannot be long only in what it repeats.
+    emails = inputs.items(emails, "reportContacts", most=10 * MAX_REPORT_CONTACTS)
     for raw in emails:
         email = raw.strip().lower()
         if not email:

@@ -10,7 +10,18 @@ import uuid
 
 from sqlalchemy import Select, and_, or_, select
 
-from api.models import AuditEntry, Booking, Contract, Customer, Partner, PartnerCustomer, Ticket
+from api.models import (
+    AuditEntry,
+    Booking,
+    Contract,
+    Customer,
+    Partner,
+    PartnerCustomer,
+    Ticket,
+    WebhookDelivery,
+    WebhookOwner,
+    WebhookSubscription,
+)
 from api.services.context import Actor
 from api.services.errors import PermissionDenied
 
@@ -33,6 +44,12 @@ __all__ = [
     "visible_contract_ids",
     "visible_partners",
     "visible_tickets",
+    "visible_webhook_deliveries",
+    "visible_webhook_subscriptions",
+    "WEBHOOK_EVENT_LINKS",
+    "webhook_candidates",
+    "webhook_owner",
+    "webhook_receives",
 ]
 
 ANYONE = "*"
@@ -112,6 +129,15 @@ ACTIONS: dict[str, Rule] = {
     "user.read": Rule("read users", "admin", writes=False),
     "user.manage": Rule("manage users", "admin", writes=True),
     "token.manage": Rule("manage API tokens", "admin", writes=True),
+    # Webhooks: each side subscribes for itself (a customer to its own events, a partner to those of the
+    # customers linked to it, admins and integrators for the provider); staff read every subscription and
+    # delivery, and replay deliveries. What a subscription receives is `webhook_receives`.
+    "webhook.read": Rule(
+        "read webhook subscriptions and deliveries", "customer", "partner", "admin", "support_engineer", "integrator",
+        writes=False,
+    ),
+    "webhook.manage": Rule("create and revoke webhook subscriptions", "customer", "partner", "admin", "integrator", writes=True),
+    "webhook.replay": Rule("replay webhook deliveries", "admin", "support_engineer", writes=True),
 }
 
 
@@ -271,4 +297,99 @@ def partner_link(actor: Actor, customer_id: uuid.UUID) -> Select[tuple[PartnerCu
     """The link through which a partner actor acts for a customer (no row: it does not)."""
     return select(PartnerCustomer).where(
         and_(PartnerCustomer.partner_id == actor.partner_id, PartnerCustomer.customer_id == customer_id)
+    )
+
+
+# ---- webhooks -----------------------------------------------------------------------------------------
+
+# The link flag a partner's subscription needs to receive an event of each family: the one through which the
+# partner reads what such an event is about (visible_tickets, visible_contracts, visible_bookings).
+WEBHOOK_EVENT_LINKS: dict[str, str] = {
+    "ticket": "can_file_tickets",
+    "entitlement": "can_view_entitlements",
+    "booking": "can_view_entitlements",
+    "report": "can_view_entitlements",
+}
+
+
+def webhook_owner(actor: Actor) -> tuple[WebhookOwner, uuid.UUID | None, uuid.UUID | None]:
+    """Whom a subscription the actor creates belongs to: its customer, its partner, or the provider."""
+    if actor.kind == "customer":
+        return WebhookOwner.CUSTOMER, actor.customer_id, None
+    if actor.kind == "partner":
+        return WebhookOwner.PARTNER, None, actor.partner_id
+    return WebhookOwner.PROVIDER, None, None
+
+
+def webhook_candidates(customer_ids: set[uuid.UUID], *, provider_only: bool = False) -> Select[tuple[WebhookSubscription]]:
+    """The active subscriptions that might receive events about these customers: the provider's, the
+    customers' own and those of the partners linked to them (`webhook_receives` decides per event and link).
+    Events for the provider alone (internal comments) have only the provider's."""
+    owners = [WebhookSubscription.owner_kind == WebhookOwner.PROVIDER]
+    if not provider_only:
+        owners += [
+            and_(WebhookSubscription.owner_kind == WebhookOwner.CUSTOMER, WebhookSubscription.customer_id.in_(customer_ids)),
+            and_(
+                WebhookSubscription.owner_kind == WebhookOwner.PARTNER,
+                WebhookSubscription.partner_id.in_(
+                    select(PartnerCustomer.partner_id).where(PartnerCustomer.customer_id.in_(customer_ids))
+                ),
+            ),
+        ]
+    return select(WebhookSubscription).where(WebhookSubscription.active.is_(True), or_(*owners))
+
+
+def webhook_receives(
+    subscription: WebhookSubscription,
+    customer_id: uuid.UUID,
+    family: str,
+    link: PartnerCustomer | None,
+    *,
+    provider_only: bool = False,
+) -> bool:
+    """Whether an active subscription receives an event of `family` about the customer: the provider's every
+    event; the customer's its own (never one for the provider alone); a partner's those of a customer it is
+    linked to (`link`: that partner's link to that customer, None if there is none) where the link grants
+    what reading such an event needs (WEBHOOK_EVENT_LINKS)."""
+    if not subscription.active:
+        return False
+    if subscription.owner_kind == WebhookOwner.PROVIDER:
+        return True
+    if provider_only:
+        return False
+    if subscription.owner_kind == WebhookOwner.CUSTOMER:
+        return subscription.customer_id == customer_id
+    if subscription.owner_kind == WebhookOwner.PARTNER:
+        return (
+            link is not None
+            and link.partner_id == subscription.partner_id
+            and link.customer_id == customer_id
+            and bool(getattr(link, WEBHOOK_EVENT_LINKS[family]))
+        )
+    return False
+
+
+def visible_webhook_subscriptions(actor: Actor) -> Select[tuple[WebhookSubscription]]:
+    """Admins, support engineers and integrators see every subscription; a customer or a partner its own."""
+    query = select(WebhookSubscription)
+    if _sees_everything(actor):
+        return query
+    if actor.kind == "customer":
+        return query.where(
+            WebhookSubscription.owner_kind == WebhookOwner.CUSTOMER, WebhookSubscription.customer_id == actor.customer_id
+        )
+    if actor.kind == "partner":
+        return query.where(
+            WebhookSubscription.owner_kind == WebhookOwner.PARTNER, WebhookSubscription.partner_id == actor.partner_id
+        )
+    return query.where(False)
+
+
+def visible_webhook_deliveries(actor: Actor) -> Select[tuple[WebhookDelivery]]:
+    """The deliveries of the subscriptions the actor sees."""
+    query = select(WebhookDelivery)
+    if _sees_everything(actor):
+        return query
+    return query.where(
+        WebhookDelivery.subscription_id.in_(visible_webhook_subscriptions(actor).with_only_columns(WebhookSubscription.id))
     )

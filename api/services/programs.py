@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from api.models import Contract, PlanRecord, ProgramRecord
 from api.programs.loader import ParsedProgram
 from api.programs.schema import Bucket, Plan, Program
-from api.services import audit, policy
+from api.services import audit, inputs, policy
 from api.services.context import Actor, AppContext
 from api.services.errors import Conflict, ErrorCode, NotFound, ValidationFailed
 
@@ -75,6 +75,7 @@ async def load_programs(ctx: AppContext, actor: Actor, parsed: Sequence[ParsedPr
     for item in parsed:
         if len(item.file) > 500:
             raise ValidationFailed(f"file name has {len(item.file)} characters; at most 500", field="fileName")
+        inputs.text(ctx, item.file, "fileName")
     codes = [p.program.code for p in parsed]
     duplicates = sorted({c for c in codes if codes.count(c) > 1})
     if duplicates:
@@ -171,6 +172,7 @@ async def list_programs(
 ) -> list[tuple[ProgramRecord, list[PlanView]]]:
     """Programs by code, each with its plans in the order the program file gives them."""
     policy.require(actor, "program.read")
+    inputs.optional_text(ctx, code, "code")
     query = select(ProgramRecord).order_by(ProgramRecord.code)
     if code is not None:
         query = query.where(ProgramRecord.code == code)

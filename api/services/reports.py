@@ -55,7 +55,7 @@ from api.models import (
     Ticket,
     TicketEventRecord,
 )
-from api.services import policy
+from api.services import inputs, policy
 from api.services.availability import service_credits
 from api.services.context import Actor, AppContext
 from api.services.contracts import ContractView
@@ -133,11 +133,12 @@ async def load_subjects(session: AsyncSession, actor: Actor, ids: Sequence[uuid.
     return [found[ident] for ident in ids if ident in found]
 
 
-def _month(value: str | date) -> date:
+def _month(ctx: AppContext, value: str | date) -> date:
+    """The month asked for; how far back and forward a report may be is `check_report_month`'s."""
     if isinstance(value, date):
         return value.replace(day=1)
     try:
-        return parse_month(value)
+        return parse_month(inputs.text(ctx, value, "month"))
     except ValueError as exc:
         raise ValidationFailed(str(exc), field="month") from None
 
@@ -163,7 +164,7 @@ def check_report_month(ctx: AppContext, view: ContractView, month: date) -> None
 async def consumption_report(ctx: AppContext, actor: Actor, contract_id: uuid.UUID, month: str | date) -> ConsumptionReport:
     """The consumption report of a contract the actor may read, for a calendar month ('YYYY-MM')."""
     policy.require(actor, "contract.read")
-    first = _month(month)
+    first = _month(ctx, month)
     async with ctx.db.read() as session:
         subjects = await load_subjects(session, actor, [contract_id])
         if not subjects:

@@ -28,7 +28,7 @@ from api.models import (
     TimeEntry,
 )
 from api.programs.schema import Plan, Program, TicketType
-from api.services import access, audit, outbox, policy
+from api.services import access, audit, inputs, outbox, policy, webhooks
 from api.services.context import Actor, AppContext
 from api.services.deductions import settle_ticket
 from api.services.errors import NotFound, OutOfScope, PermissionDenied, ValidationFailed
@@ -90,7 +90,6 @@ _CUSTOMER_TRANSITIONS = frozenset({("resolved", "closed"), ("resolved", "in_prog
 _PARTICIPANTS = ("customer", "partner")
 # The system's own author / actor for what it writes by itself (the automatic acknowledgement).
 _SYSTEM_KIND, _SYSTEM_REF = "system", "system:entitle"
-MAX_TEXT = 20_000
 # What a diagnostic ticket type needs: (attribute, API field name, words for people).
 DIAGNOSIS_FIELDS = (
     ("affected_account", "affectedAccount", "the affected account"),
@@ -160,11 +159,9 @@ def _has_sla(view: TicketView) -> bool:
     return plan is not None and severity in plan.severities
 
 
-def _optional_text(value: str | None, field: str, limit: int = MAX_TEXT) -> str | None:
+def _optional_text(ctx: AppContext, value: str | None, field: str) -> str | None:
     value = (value or "").strip() or None
-    if value is not None and len(value) > limit:
-        raise ValidationFailed(f"{field} must be at most {limit} characters", field=field)
-    return value
+    return None if value is None else inputs.text(ctx, value, field)
 
 
 def _check_scope(program: Program, rules: Plan, item: str | None) -> None:
@@ -220,7 +217,8 @@ def next_due(view: TicketView, at: datetime) -> datetime | None:
     return min(dues) if dues else None
 
 
-def _check_next_update(now: datetime, next_update_at: datetime | None) -> None:
+def _check_next_update(ctx: AppContext, now: datetime, next_update_at: datetime | None) -> None:
+    inputs.optional_instant(ctx, next_update_at, "nextUpdateAt")
     if next_update_at is not None and next_update_at.utcoffset() is None:
         raise ValidationFailed("the next update must be given with its time zone", field="nextUpdateAt")
     if next_update_at is not None and next_update_at <= now:
@@ -242,11 +240,14 @@ async def open_ticket(ctx: AppContext, actor: Actor, new: NewTicket) -> Ticket:
     policy.require(actor, "ticket.create")
     if not new.subject.strip() or len(new.subject) > 300:
         raise ValidationFailed("subject must be 1 to 300 characters", field="subject")
-    description = _optional_text(new.description, "description") or ""
-    affected_account = _optional_text(new.affected_account, "affectedAccount", 200)
-    steps_followed = _optional_text(new.steps_followed, "stepsFollowed")
-    expected_result = _optional_text(new.expected_result, "expectedResult")
-    scope_item = (new.scope_item or "").strip() or None
+    inputs.text(ctx, new.subject.strip(), "subject")
+    for value, name in ((new.ticket_type, "ticketType"), (new.severity, "severity")):
+        inputs.text(ctx, value, name)
+    description = _optional_text(ctx, new.description, "description") or ""
+    affected_account = _optional_text(ctx, new.affected_account, "affectedAccount")
+    steps_followed = _optional_text(ctx, new.steps_followed, "stepsFollowed")
+    expected_result = _optional_text(ctx, new.expected_result, "expectedResult")
+    scope_item = _optional_text(ctx, new.scope_item, "scopeItem")
     decision = await access.check_filing(ctx, actor, new.customer_id, new.ticket_type)
     rules, program = decision.plan.rules, decision.plan.program
     _check_severity(rules, new.ticket_type, new.severity)
@@ -303,6 +304,7 @@ async def open_ticket(ctx: AppContext, actor: Actor, new: NewTicket) -> Ticket:
             subject=f"[{program.provider}] Request received: {ticket.subject}",
             body=f"{acknowledgement}\n\nType: {decision.ticket_type.name}\nSeverity: {new.severity}\n\n{description}".rstrip(),
         )
+        await webhooks.emit(session, ctx, "ticket.filed", ticket.customer_id, webhooks.ticket_data(ticket))
         return ticket
 
 
@@ -324,7 +326,7 @@ async def record_event(
             f"event kind {kind!r} is not one of {', '.join(k for k in EVENT_KINDS if k != 'created')}", field="kind"
         )
     now = ctx.now()
-    _check_next_update(now, next_update_at)
+    _check_next_update(ctx, now, next_update_at)
     async with ctx.db.write() as session:
         view = await _locked_view(session, actor, ticket_id)
         ticket = view.ticket
@@ -355,6 +357,10 @@ async def record_event(
         await audit.record(
             session, ctx, actor, f"ticket.{kind}", target_type="ticket", target_id=ticket.id,
             on_behalf_of_customer_id=ticket.customer_id,
+        )
+        await webhooks.emit(
+            session, ctx, "ticket.updated", ticket.customer_id,
+            webhooks.ticket_data(ticket, event=kind, severity=severity, plan=plan, next_update_at=next_update_at),
         )
         return event
 
@@ -409,11 +415,12 @@ async def transition_ticket(
     the customer and its partners may close a resolved ticket, or reopen it within
     `Settings.ticket_reopen_days` of its resolution."""
     _require_participant(actor)
+    inputs.text(ctx, to, "to")
     if to not in STATUSES:
         raise ValidationFailed(f"status {to!r} is not one of {', '.join(STATUSES)}", field="to")
-    reason = _optional_text(reason, "reason", 2000) or ""
+    reason = _optional_text(ctx, reason, "reason") or ""
     now = ctx.now()
-    _check_next_update(now, next_update_at)
+    _check_next_update(ctx, now, next_update_at)
     async with ctx.db.write() as session:
         view = await _locked_view(session, actor, ticket_id)
         ticket = view.ticket
@@ -462,6 +469,10 @@ async def transition_ticket(
             on_behalf_of_customer_id=ticket.customer_id,
             detail={"from": current, "to": to, "event": kind, "reason": reason},
         )
+        await webhooks.emit(
+            session, ctx, "ticket.transitioned", ticket.customer_id,
+            webhooks.ticket_data(ticket, **{"from": current, "to": to, "event": kind, "reason": reason}),
+        )
         provider = view.plan.program.provider
         if to == "waiting_on_customer" and event is not None:
             await outbox.queue(
@@ -501,8 +512,10 @@ async def add_comment(
     ticket's support-time deduction. Internal comments record no SLA event and send nothing."""
     _require_participant(actor)
     text = (body or "").strip()
-    if not text or len(text) > MAX_TEXT:
-        raise ValidationFailed(f"a comment must be 1 to {MAX_TEXT} characters", field="body")
+    longest = ctx.settings.max_text_length
+    if not text or len(text) > longest:
+        raise ValidationFailed(f"a comment must be 1 to {longest} characters", field="body")
+    inputs.text(ctx, text, "body")
     staff = actor.kind not in _PARTICIPANTS
     if internal and not staff:
         raise PermissionDenied(
@@ -513,7 +526,7 @@ async def add_comment(
             "a next update is announced only with a public reply from the support team", field="nextUpdateAt"
         )
     now = ctx.now()
-    _check_next_update(now, next_update_at)
+    _check_next_update(ctx, now, next_update_at)
     async with ctx.db.write() as session:
         view = await _locked_view(session, actor, ticket_id)
         ticket = view.ticket
@@ -545,6 +558,11 @@ async def add_comment(
         await audit.record(
             session, ctx, actor, "ticket.comment", target_type="ticket", target_id=ticket.id,
             on_behalf_of_customer_id=ticket.customer_id, detail=detail,
+        )
+        # An internal comment is the provider's alone: only its own subscriptions hear of it.
+        await webhooks.emit(
+            session, ctx, "ticket.commented", ticket.customer_id,
+            webhooks.ticket_data(ticket, comment=webhooks.comment_data(comment)), provider_only=internal,
         )
         if staff and not internal:
             await outbox.queue(
@@ -672,10 +690,14 @@ async def calendar_windows(
 ) -> list[tuple[datetime, datetime]]:
     """The open windows of a program's calendar from the start of `start` to the end of `end`, local."""
     policy.require(actor, "calendar.read")
+    inputs.text(ctx, program_code, "programCode")
+    inputs.text(ctx, calendar_code, "calendar")
+    inputs.day(ctx, start, "fromDate")
+    inputs.day(ctx, end, "toDate")
     if end < start:
-        raise ValidationFailed(f"the range ends ({end}) before it starts ({start})", field="to")
+        raise ValidationFailed(f"the range ends ({end}) before it starts ({start})", field="toDate")
     if (end - start).days >= MAX_WINDOW_DAYS:
-        raise ValidationFailed(f"ask for at most {MAX_WINDOW_DAYS} days at a time", field="to")
+        raise ValidationFailed(f"ask for at most {MAX_WINDOW_DAYS} days at a time", field="toDate")
     record, _ = await get_program(ctx, actor, program_code)
     spec = program_model(record).calendars.get(calendar_code)
     if spec is None:
@@ -737,6 +759,10 @@ async def list_tickets(
     statements (tickets with their plans, then their events), whatever its size."""
     policy.require(actor, "ticket.read")
     check_first(first)
+    for value, name in (
+        (status, "status"), (severity, "severity"), (ticket_type, "ticketType"), (filed_by, "filedBy"), (text, "text")
+    ):
+        inputs.optional_text(ctx, value, name)
     query = (
         policy.visible_tickets(actor)
         .add_columns(PlanRecord, ProgramRecord)

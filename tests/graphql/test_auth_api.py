@@ -25,6 +25,8 @@ from api.models import (
     TokenScope,
     User,
     UserKind,
+    WebhookDelivery,
+    WebhookDeliveryStatus,
 )
 from api.services import (
     bookings,
@@ -35,8 +37,9 @@ from api.services import (
     outbox,
     parties,
     tickets,
+    webhooks,
 )
-from api.services.context import AppContext
+from api.services.context import Actor, AppContext
 from tests.conftest import ADMIN, ADMIN_EMAIL, NOW, unique
 from tests.graphql.conftest import PASSWORD, Caller, table_counts
 
@@ -249,6 +252,21 @@ async def mutations(ctx: AppContext, make_contract) -> dict[str, tuple[str, dict
         await session.execute(
             update(OutboxMessage).where(OutboxMessage.id == failed_id).values(status=OutboxStatus.FAILED, attempts=6)
         )
+    customer_actor = Actor(kind="customer", ref="user:ro-customer", name="RO", customer_id=contract.customer_id)
+    hooks = [
+        (await webhooks.create_subscription(ctx, customer_actor, webhooks.NewSubscription(
+            "http://127.0.0.1:9/hook", ["report.*"],
+        )))[0]
+        for _ in range(2)
+    ]
+    async with ctx.db.write() as session:
+        failed_hook = WebhookDelivery(
+            subscription_id=hooks[1].id, event_id=uuid.uuid4(), event_type="report.queued",
+            customer_id=contract.customer_id, payload='{"type":"report.queued"}', status=WebhookDeliveryStatus.FAILED,
+            created_at=NOW, next_attempt_at=NOW, attempts=12, failed_at=NOW, last_response_code=503,
+            last_error="HTTP 503",
+        )
+        session.add(failed_hook)
     return {
         "createCustomer": ("CreateCustomerInput!", {"code": unique("ro"), "name": "Read only"}),
         "createPartner": ("CreatePartnerInput!", {"code": unique("ro"), "name": "Read only"}),
@@ -296,11 +314,18 @@ async def mutations(ctx: AppContext, make_contract) -> dict[str, tuple[str, dict
         "setReportContacts": ("SetReportContactsInput!", {
             "customerId": str(contract.customer_id), "emails": ["reports@auth.example"],
         }),
+        "createWebhookSubscription": ("CreateWebhookSubscriptionInput!", {
+            "url": "http://127.0.0.1:9/hook", "eventTypes": ["ticket.*"],
+        }),
+        "revokeWebhookSubscription": ("ID!", str(hooks[0].id)),
+        "replayWebhookDelivery": ("ID!", str(failed_hook.id)),
     }
 
 
 def mutation_document(name: str, input_type: str) -> str:
-    argument = "id" if name in ("revokeApiToken", "revokeCalendarFeed", "cancelOnCall", "retryDelivery") else "input"
+    ids = ("revokeApiToken", "revokeCalendarFeed", "cancelOnCall", "retryDelivery", "revokeWebhookSubscription",
+           "replayWebhookDelivery")
+    argument = "id" if name in ids else "input"
     return f"mutation($v: {input_type}) {{ {name}({argument}: $v) {RESULT} }}"
 
 
@@ -311,7 +336,8 @@ def test_the_read_only_check_covers_every_mutation():
         "adjustEntitlement", "loadProgram", "createUser", "createApiToken", "revokeApiToken",
         "fileTicket", "transitionTicket", "addComment", "logTime", "bookActivity", "scheduleBooking", "deliverBooking",
         "cancelBooking", "createCalendarFeed", "revokeCalendarFeed", "recordOutage", "reserveOnCall", "cancelOnCall",
-        "retryDelivery", "setReportContacts",
+        "retryDelivery", "setReportContacts", "createWebhookSubscription", "revokeWebhookSubscription",
+        "replayWebhookDelivery",
     }
 
 

@@ -42,6 +42,9 @@ from api.models import (
     OutboxMessage,
     OutboxStatus,
     StaffRole,
+    WebhookDelivery,
+    WebhookDeliveryStatus,
+    WebhookSubscription,
     TokenAccess,
     TokenScope,
     UserKind,
@@ -57,8 +60,9 @@ from api.services import (
     outbox,
     parties,
     tickets,
+    webhooks,
 )
-from api.services.context import AppContext, FixedClock
+from api.services.context import Actor, AppContext, FixedClock
 from tests.conftest import ADMIN, NOW, unique
 
 PASSWORD = "matrix password, long enough"
@@ -124,6 +128,13 @@ ACTORS = (
 #   (deliveries, deliveryCounts) and retry failed ones (retryDelivery); everyone else is denied, provider
 #   tokens included. deliveries is filtered to the target customer's messages (like auditLog), with the
 #   same answer for own and foreign; deliveryCounts names no object.
+# * Webhooks: each side subscribes for itself (createWebhookSubscription names no object: a customer's caller
+#   subscribes for its customer, a partner's for its partner, admins and integrators for the provider); a read-only
+#   token, a support engineer and a client manager may not. A subscription is seen, with its deliveries, by its
+#   own side and by provider staff (admins, support engineers, integrators; not a client manager, who is denied):
+#   the target's subscription is customer A's ("own") or B's ("foreign"), so partner P, which only reads its own
+#   subscriptions, gets "hidden" for both. Revoking is for the owner's side, admins and integrators. Replaying a
+#   delivery is for staff: admins and support engineers, as retryDelivery.
 #
 #                                  anon cust part unlk supp  cm  admin c_rd c_rw p_rw v_rd v_rw
 ROWS: dict[tuple[str, str], tuple[str, ...]] = {
@@ -216,6 +227,15 @@ ROWS: dict[tuple[str, str], tuple[str, ...]] = {
     ("deliveryCounts", "-"):       (U,   D,   D,   D,   A,   D,   A,   D,   D,   D,   D,   D),
     ("retryDelivery", "own"):      (U,   D,   D,   D,   A,   D,   A,   D,   D,   D,   D,   D),
     ("retryDelivery", "foreign"):  (U,   D,   D,   D,   A,   D,   A,   D,   D,   D,   D,   D),
+    ("webhookSubscriptions", "own"):     (U, A, H, H, A, D, A, A, A, H, A, A),
+    ("webhookSubscriptions", "foreign"): (U, H, H, H, A, D, A, H, H, H, A, A),
+    ("webhookDeliveries", "own"):        (U, A, H, H, A, D, A, A, A, H, A, A),
+    ("webhookDeliveries", "foreign"):    (U, H, H, H, A, D, A, H, H, H, A, A),
+    ("createWebhookSubscription", "-"):  (U, A, A, A, D, D, A, D, A, A, D, A),
+    ("revokeWebhookSubscription", "own"):     (U, A, H, H, D, D, A, D, A, H, D, A),
+    ("revokeWebhookSubscription", "foreign"): (U, H, H, H, D, D, A, D, H, H, D, A),
+    ("replayWebhookDelivery", "own"):     (U, D, D, D, A, D, A, D, D, D, D, D),
+    ("replayWebhookDelivery", "foreign"): (U, D, D, D, A, D, A, D, D, D, D, D),
 }  # fmt: skip
 
 EXPECTED: dict[tuple[str, str, str], str] = {
@@ -253,6 +273,9 @@ AUDIT_ACTIONS = {
     "cancelOnCall": {"on_call.cancel"},
     "setReportContacts": {"customer.report_contacts"},
     "retryDelivery": {"outbox.retry"},
+    "createWebhookSubscription": {"webhook.create"},
+    "revokeWebhookSubscription": {"webhook.revoke"},
+    "replayWebhookDelivery": {"webhook.replay"},
 }
 
 # ---- the world: parties, contracts, credentials --------------------------------------------------
@@ -284,6 +307,9 @@ class World:
     program_source: str
     to_reverse: dict[str, uuid.UUID | None] = field(default_factory=dict)
     on_call_days: itertools.count = field(default_factory=itertools.count)  # a fresh day for each reservation
+    webhook_subscriptions: dict[str, str] = field(default_factory=dict)  # target -> that customer's subscription
+    webhook_deliveries: dict[str, str] = field(default_factory=dict)  # target -> a failed delivery of it
+    to_revoke_webhook: dict[str, uuid.UUID] = field(default_factory=dict)  # target -> an active subscription to revoke
 
 
 DELIVERY_KIND = "matrix.delivery"  # the kind of the outbox messages the world and the retryDelivery rows queue
@@ -306,6 +332,35 @@ async def _failed_delivery(ctx: AppContext, customer_id: uuid.UUID) -> str:
             )
         )
     return str(queued)
+
+
+# The matrix's webhook receivers: a closed port on loopback, so a worker run elsewhere in the suite fails fast.
+WEBHOOK_URL = "http://127.0.0.1:9/matrix-hook"
+
+
+async def _webhook_subscription(ctx: AppContext, customer_id: uuid.UUID) -> str:
+    """A subscription of the customer's own, to report events only (rare in the run)."""
+    customer = Actor(kind="customer", ref=f"matrix:customer:{customer_id}", name="Matrix IT", customer_id=customer_id)
+    made, _ = await webhooks.create_subscription(
+        ctx, customer, webhooks.NewSubscription(WEBHOOK_URL, ["report.*"], "matrix")
+    )
+    return str(made.id)
+
+
+async def _failed_webhook_delivery(ctx: AppContext, subscription_id: uuid.UUID) -> str:
+    """A delivery of the subscription left failed, as the sender leaves one after its last attempt."""
+    async with ctx.db.write() as session:
+        subscription = await session.get(WebhookSubscription, subscription_id)
+        assert subscription is not None and subscription.customer_id is not None
+        delivery = WebhookDelivery(
+            subscription_id=subscription_id, event_id=uuid.uuid4(), event_type="report.queued",
+            customer_id=subscription.customer_id, payload='{"type":"report.queued"}', status=WebhookDeliveryStatus.FAILED,
+            created_at=ctx.now(), next_attempt_at=ctx.now(), attempts=12, failed_at=ctx.now(), last_response_code=503,
+            last_error="HTTP 503",
+        )
+        session.add(delivery)
+        await session.flush()
+        return str(delivery.id)
 
 
 async def _user(ctx: AppContext, kind: UserKind, **fields: Any) -> Caller:
@@ -446,6 +501,8 @@ async def world(database: Database, database_url: str, shipped_programs: list[st
     }
 
     deliveries = {"own": await _failed_delivery(ctx, own.id), "foreign": await _failed_delivery(ctx, foreign.id)}
+    webhook_subscriptions = {"own": await _webhook_subscription(ctx, own.id), "foreign": await _webhook_subscription(ctx, foreign.id)}
+    webhook_deliveries = {t: await _failed_webhook_delivery(ctx, uuid.UUID(s)) for t, s in webhook_subscriptions.items()}
 
     callers = {
         "anonymous": Caller({}, None),
@@ -479,6 +536,8 @@ async def world(database: Database, database_url: str, shipped_programs: list[st
             outages={t: str(o.id) for t, o in outages.items()},
             on_call_contracts={t: str(c.id) for t, c in on_call_contracts.items()},
             deliveries=deliveries,
+            webhook_subscriptions=webhook_subscriptions,
+            webhook_deliveries=webhook_deliveries,
             manager_email=manager_email,
             program_source=(PROJECT_ROOT / "programs" / "advisory-assure.toml").read_text(encoding="utf-8"),
         )
@@ -969,6 +1028,69 @@ async def m_retry_delivery(w: World, t: str) -> Request:
     return Request(document, {"id": ident}, (ident,))
 
 
+async def q_webhook_subscriptions(w: World, t: str) -> Request:
+    ident = _pick(w.webhook_subscriptions, t)
+    document = """
+    query { webhookSubscriptions(first: 200) { edges { node { id ownerKind customerId url eventTypes active } } } }
+    """
+    return Request(document, {}, (ident,))
+
+
+async def q_webhook_deliveries(w: World, t: str) -> Request:
+    ident, subscription = _pick(w.webhook_deliveries, t), _pick(w.webhook_subscriptions, t)
+    document = """
+    query Run($s: ID!) {
+      webhookDeliveries(filter: {subscriptionId: $s}, first: 200) {
+        edges { node { id eventType status attempts lastResponseCode attemptLog { number outcome } } }
+      }
+    }"""
+    return Request(document, {"s": subscription}, (ident, subscription))
+
+
+async def m_create_webhook_subscription(w: World, t: str) -> Request:
+    document = _mutation(
+        "createWebhookSubscription", "CreateWebhookSubscriptionInput",
+        "CreateWebhookSubscriptionSuccess { secret subscription { id ownerKind } }",
+    )
+    return Request(document, {"input": {"url": WEBHOOK_URL, "eventTypes": ["report.queued"], "description": "mx"}})
+
+
+async def m_revoke_webhook_subscription(w: World, t: str) -> Request:
+    # The target customer's subscription to revoke: the one a refused call left active, or a fresh one.
+    if t == "missing":
+        ident = str(uuid.uuid4())
+    else:
+        current = w.to_revoke_webhook.get(t)
+        async with w.ctx.db.read() as session:
+            active = current is not None and bool(
+                await session.scalar(
+                    select(WebhookSubscription.active).where(WebhookSubscription.id == current)
+                )
+            )
+        if not active:
+            w.to_revoke_webhook[t] = uuid.UUID(await _webhook_subscription(w.ctx, uuid.UUID(w.customers[t])))
+        ident = str(w.to_revoke_webhook[t])
+    document = (
+        "mutation Run($id: ID!) { revokeWebhookSubscription(id: $id) { "
+        f"{ERROR_FIELDS} ... on RevokeWebhookSubscriptionSuccess {{ subscription {{ id active revokedAt }} }} }} }}"
+    )
+    return Request(document, {"id": ident}, (ident,))
+
+
+async def m_replay_webhook_delivery(w: World, t: str) -> Request:
+    # A fresh failed delivery each time: an allowed replay puts it back in the queue, where a second replay
+    # would be refused (WRONG_STATUS).
+    if t == "missing":
+        ident = str(uuid.uuid4())
+    else:
+        ident = await _failed_webhook_delivery(w.ctx, uuid.UUID(w.webhook_subscriptions[t]))
+    document = (
+        "mutation Run($id: ID!) { replayWebhookDelivery(id: $id) { "
+        f"{ERROR_FIELDS} ... on ReplayWebhookDeliverySuccess {{ delivery {{ id status replays }} }} }} }}"
+    )
+    return Request(document, {"id": ident}, (ident,))
+
+
 Builder = Callable[[World, str], Awaitable[Request]]
 
 QUERIES: dict[str, Builder] = {
@@ -996,6 +1118,8 @@ QUERIES: dict[str, Builder] = {
     "consumptionReport": q_consumption_report,
     "deliveries": q_deliveries,
     "deliveryCounts": q_delivery_counts,
+    "webhookSubscriptions": q_webhook_subscriptions,
+    "webhookDeliveries": q_webhook_deliveries,
 }
 
 MUTATIONS: dict[str, Builder] = {
@@ -1025,6 +1149,9 @@ MUTATIONS: dict[str, Builder] = {
     "cancelOnCall": m_cancel_on_call,
     "setReportContacts": m_set_report_contacts,
     "retryDelivery": m_retry_delivery,
+    "createWebhookSubscription": m_create_webhook_subscription,
+    "revokeWebhookSubscription": m_revoke_webhook_subscription,
+    "replayWebhookDelivery": m_replay_webhook_delivery,
 }
 
 BUILDERS = {**QUERIES, **MUTATIONS}
@@ -1079,7 +1206,7 @@ def classify(operation: str, request: Request, response: Response) -> str:
         return A if value else H
     if operation == "auditLog":
         return A if value["edges"] else H
-    if operation in ("tickets", "bookings", "deliveries"):
+    if operation in ("tickets", "bookings", "deliveries", "webhookSubscriptions", "webhookDeliveries"):
         return A if request.ids[0] in {edge["node"]["id"] for edge in value["edges"]} else H
     if operation == "outages":
         return A if request.ids[0] in {item["id"] for item in value} else H

@@ -38,18 +38,23 @@ def test_schema_builds_fresh_extensions_per_request():
     assert not {id(e) for e in first} & {id(e) for e in second}
 
 
+GET_REFUSED = "GraphQL operations are sent with POST (Content-Type: application/json); GET is not supported"
+
+
 async def test_queries_via_get_are_refused(client):
     response = await client.get("/graphql", params={"query": "{ programs { code } }"})
-    assert response.status_code == 400
-    assert response.text == "queries are not allowed when using GET"
+    assert response.status_code == 405
+    assert response.headers["allow"] == "POST"
+    assert response.json() == {"errors": [{"message": GET_REFUSED, "extensions": {"code": "METHOD_NOT_ALLOWED"}}]}
 
 
 async def test_mutations_via_get_are_refused(client):
     code = unique("via-get")
     query = f'mutation {{ createCustomer(input: {{code: "{code}", name: "Via GET"}}) {{ __typename }} }}'
-    response = await client.get("/graphql", params={"query": query})
-    assert response.status_code == 400
-    assert response.text == "mutations are not allowed when using GET"
+    response = await client.get("/graphql", params={"query": query}, headers={"Accept": "application/graphql-response+json"})
+    assert response.status_code == 405
+    assert response.headers["content-type"].startswith("application/graphql-response+json")
+    assert response.json()["errors"][0]["message"] == GET_REFUSED
     customers = (await client.post("/graphql", json={"query": "{ customers { code } }"})).json()["data"]["customers"]
     assert code not in {c["code"] for c in customers}
 

@@ -1,4 +1,4 @@
-"""Identities at service level: users and their argon2 passwords, login with throttling, sessions that
+"""Identities at service level: users and their argon2 passwords, login, sessions that
 rotate and expire, and API tokens (created once, stored hashed, refused when malformed, unknown,
 expired or revoked). Every refusal writes nothing."""
 
@@ -11,7 +11,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select, update
 
-from api.models import ApiToken, AuditEntry, LoginFailure, StaffRole, TokenAccess, TokenScope, User, UserKind
+from api.models import ApiToken, AuditEntry, StaffRole, TokenAccess, TokenScope, User, UserKind
 from api.models.identity import UserSession
 from api.services import identity, parties
 from api.services.context import Actor, AppContext
@@ -21,7 +21,6 @@ from api.services.errors import (
     ErrorCode,
     NotFound,
     PermissionDenied,
-    TooManyAttempts,
     ValidationFailed,
 )
 from tests.conftest import ADMIN, NOW, unique
@@ -213,57 +212,10 @@ async def test_an_inactive_user_cannot_log_in_and_its_sessions_end(ctx):
 async def fail(ctx: AppContext, address: str, times: int = 1) -> None:
     for _ in range(times):
         with pytest.raises(AuthenticationFailed):
-            await identity.log_in(ctx, address, "not the password")
+            await identity.log_in(ctx, address, "not the password", source_address="192.0.2.1")
 
 
-async def test_five_failures_throttle_the_account_until_the_window_passes(ctx, clock):
-    user = await identity.create_user(ctx, ADMIN, new_user())
-    for minute in range(identity.LOGIN_FAILURE_LIMIT):  # one failure a minute, 12:00 .. 12:04
-        clock.instant = NOW + timedelta(minutes=minute)
-        await fail(ctx, user.email.upper())  # the address is normalised for throttling too
-    clock.instant = NOW + timedelta(minutes=5)
-    for password in ("not the password", PASSWORD):  # the right password is refused as well
-        with pytest.raises(TooManyAttempts) as throttled:
-            await identity.log_in(ctx, user.email, password)
-        assert throttled.value.code == ErrorCode.THROTTLED
-        # The oldest of the five (12:00) leaves the 15-minute window at 12:15: ten minutes from now.
-        assert throttled.value.retry_after_seconds == 10 * 60 + 1
-        assert throttled.value.message == "too many failed logins for this account; try again in 11 minute(s)"
-    async with ctx.db.read() as session:
-        assert await session.scalar(select(func.count()).select_from(UserSession).where(UserSession.user_id == user.id)) == 0
-
-    clock.instant = NOW + timedelta(minutes=14, seconds=59)
-    with pytest.raises(TooManyAttempts) as throttled:
-        await identity.log_in(ctx, user.email, PASSWORD)
-    assert throttled.value.retry_after_seconds == 2
-    clock.instant = NOW + timedelta(minutes=15)  # 12:00 is out of the window: four failures remain
-    login = await identity.log_in(ctx, user.email, PASSWORD)
-    assert login.user.id == user.id
-
-
-async def test_a_successful_login_clears_the_earlier_failures(ctx, clock):
-    user = await identity.create_user(ctx, ADMIN, new_user())
-    await fail(ctx, user.email, identity.LOGIN_FAILURE_LIMIT - 1)
-    clock.instant = NOW + timedelta(seconds=1)
-    await identity.log_in(ctx, user.email, PASSWORD)
-    clock.instant = NOW + timedelta(seconds=2)
-    await fail(ctx, user.email, identity.LOGIN_FAILURE_LIMIT - 1)
-    clock.instant = NOW + timedelta(seconds=3)
-    await identity.log_in(ctx, user.email, PASSWORD)  # 4 failures since the last login, not 8 in the window
-    clock.instant = NOW + timedelta(seconds=4)
-    await fail(ctx, user.email, identity.LOGIN_FAILURE_LIMIT)
-    with pytest.raises(TooManyAttempts):
-        await identity.log_in(ctx, user.email, PASSWORD)
-
-
-async def test_unknown_accounts_are_throttled_too(ctx):
-    address = email()
-    await fail(ctx, address, identity.LOGIN_FAILURE_LIMIT)
-    with pytest.raises(TooManyAttempts):
-        await identity.log_in(ctx, address, PASSWORD)
-    async with ctx.db.read() as session:
-        failures = await session.scalar(select(func.count()).select_from(LoginFailure).where(LoginFailure.email == address))
-    assert failures == identity.LOGIN_FAILURE_LIMIT  # a throttled attempt is not itself recorded
+# Throttling (per account and source address, slowing down, never locking) is in test_login_throttle.py.
 
 
 async def test_a_login_opens_a_new_session_and_ends_the_one_presented(ctx, clock):

@@ -3,16 +3,23 @@ state-changing requests, and what each kind of user sees."""
 
 from __future__ import annotations
 
+import contextlib
+import html
 import re
 import uuid
+from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import timedelta
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
 
+from sqlalchemy import select
+
 from api.auth import SESSION_COOKIE
-from api.models import TokenAccess, TokenScope, UserKind
+from api.config import Settings
+from api.models import OutboxMessage, TokenAccess, TokenScope, UserKind
 from api.services import identity, parties
 from tests.conftest import ADMIN, NOW, unique
 from tests.web.conftest import PASSWORD, hidden_csrf, log_in
@@ -123,18 +130,87 @@ async def test_htmx_login_swaps_the_form_or_redirects(anonymous_client, make_use
     assert set_cookie(ok, SESSION_COOKIE)["value"]
 
 
-async def test_throttled_after_five_failures(anonymous_client, make_user, clock):
-    user = await make_user()
-    for _ in range(5):
-        assert (await log_in(anonymous_client, user.email, "wrong wrong wrong")).status_code == 401
-    throttled = await log_in(anonymous_client, user.email)
-    assert throttled.status_code == 429
-    assert int(throttled.headers["Retry-After"]) == 15 * 60 + 1
-    assert "too many failed logins for this account" in throttled.text
-    assert f'value="{user.email}"' in throttled.text
+@contextlib.asynccontextmanager
+async def browser_at(
+    settings: Settings, database, clock, peer: str, **changes: object  # type: ignore[no-untyped-def]
+) -> AsyncIterator[httpx.AsyncClient]:
+    """A browser whose connection comes from `peer`, against an app with these settings changed."""
+    from api.app import create_app
 
-    clock.instant = NOW + timedelta(minutes=16)
-    assert (await log_in(anonymous_client, user.email)).status_code == 303
+    app = create_app(replace(settings, **changes), database=database, clock=clock)
+    transport = httpx.ASGITransport(app=app, client=(peer, 51234))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as browser:
+        yield browser
+
+
+def login_error(page: str) -> str:
+    found = re.search(r'<p class="error" role="alert" id="login-error">([^<]*)</p>', page)
+    assert found, page
+    return html.unescape(found.group(1))
+
+
+async def test_an_attacker_is_slowed_down_while_the_owner_signs_in_from_elsewhere(
+    settings, database, clock, make_user, ctx
+):
+    user = await make_user()
+    async with browser_at(settings, database, clock, "203.0.113.10") as attacker, \
+            browser_at(settings, database, clock, "198.51.100.10") as owner:
+        for _ in range(5):
+            assert (await log_in(attacker, user.email, "wrong wrong wrong")).status_code == 401
+        for password in ("wrong wrong wrong", PASSWORD):  # refused whatever the password
+            refused = await log_in(attacker, user.email, password)
+            assert refused.status_code == 429
+            assert refused.headers["Retry-After"] == "30"
+            assert login_error(refused.text) == "too many attempts, try again in 30 s"  # beside the form
+            assert f'name="email" value="{user.email}"' in refused.text
+            assert SESSION_COOKIE not in refused.headers.get("set-cookie", "")
+        page = await attacker.get("/login")
+        swapped = await attacker.post(
+            "/login", data={"email": user.email, "password": PASSWORD, "csrf_token": hidden_csrf(page.text)}, headers=HX
+        )
+        assert swapped.status_code == 429 and swapped.text.strip().startswith('<form class="login"')
+        assert login_error(swapped.text) == "too many attempts, try again in 30 s"
+
+        signed_in = await log_in(owner, user.email)  # the owner, from another address, is not held back
+        assert signed_in.status_code == 303 and set_cookie(signed_in, SESSION_COOKIE)["value"]
+
+        clock.instant = NOW + timedelta(seconds=30)
+        assert (await log_in(attacker, user.email, "wrong wrong wrong")).status_code == 401
+        assert (await log_in(attacker, user.email)).headers["Retry-After"] == "60"  # the wait doubled
+
+    async with ctx.db.read() as session:
+        sent = list(await session.scalars(
+            select(OutboxMessage).where(OutboxMessage.kind == "login_failures", OutboxMessage.recipient_email == user.email)
+        ))
+    assert len(sent) == 1 and "203.0.113.10: 5 attempts" in sent[0].body
+
+
+async def test_x_forwarded_for_counts_only_from_a_trusted_proxy(settings, database, clock, make_user):
+    user = await make_user()
+    # Untrusted: a client that makes up a new X-Forwarded-For each time is still counted by its own address.
+    async with browser_at(settings, database, clock, "192.0.2.61") as spoofer:
+        for n in range(5):
+            spoofer.headers["X-Forwarded-For"] = f"203.0.113.{100 + n}"
+            assert (await log_in(spoofer, user.email, "wrong wrong wrong")).status_code == 401
+        spoofer.headers["X-Forwarded-For"] = "203.0.113.199"
+        assert (await log_in(spoofer, user.email)).status_code == 429
+
+    # Behind a trusted proxy: the client it forwards for is the source, and the proxy itself is not.
+    async with browser_at(settings, database, clock, "192.0.2.62", trusted_proxies=("192.0.2.0/24",)) as proxy:
+        proxy.headers["X-Forwarded-For"] = "198.51.100.1, 203.0.113.50"  # the left part is the client's own claim
+        for _ in range(5):
+            assert (await log_in(proxy, user.email, "wrong wrong wrong")).status_code == 401
+        assert (await log_in(proxy, user.email)).status_code == 429
+        proxy.headers["X-Forwarded-For"] = "198.51.100.1"  # another client through the same proxy
+        assert (await log_in(proxy, user.email, "wrong wrong wrong")).status_code == 401
+        proxy.headers["X-Forwarded-For"] = "203.0.113.51"
+        assert (await log_in(proxy, user.email)).status_code == 303
+        # The scheme it forwards is believed as well (cookies Secure behind HTTPS); an untrusted peer's is not.
+        form = await proxy.get("/login", headers={"X-Forwarded-Proto": "https"})
+        assert "secure" in set_cookie(form, "entitle_csrf")
+    async with browser_at(settings, database, clock, "192.0.2.63") as direct:
+        form = await direct.get("/login", headers={"X-Forwarded-Proto": "https"})
+        assert "secure" not in set_cookie(form, "entitle_csrf")
 
 
 @pytest.mark.parametrize("problem", ["missing field", "wrong field", "missing cookie"])
