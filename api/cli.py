@@ -323,6 +323,54 @@ def cmd_send_monthly_reports(args: argparse.Namespace, settings: Settings) -> in
     return 0
 
 
+def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    from api.generate import GENERATED_PASSWORD, generate
+
+    if args.customers < 1 or not 1 <= args.years <= 10:
+        raise DomainError("--customers must be at least 1 and --years 1 to 10")
+    clock = None
+    if args.now is not None:
+        from datetime import datetime
+
+        from api.services.context import FixedClock
+
+        try:
+            now = datetime.fromisoformat(args.now)
+        except ValueError:
+            raise DomainError(f"--now {args.now!r} is not an ISO 8601 instant such as 2026-06-01T12:00:00+00:00") from None
+        if now.utcoffset() is None:
+            raise DomainError("--now must give its time zone, e.g. 2026-06-01T12:00:00+00:00")
+        clock = FixedClock(now)
+    console = Console(stderr=True)
+    with Progress(
+        TextColumn(f"generating {args.customers:,} customers"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        TimeRemainingColumn(), console=console, transient=False,
+    ) as bar:
+        task = bar.add_task("customers", total=args.customers)
+
+        def progress(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        async def work(ctx: AppContext):  # type: ignore[no-untyped-def]
+            if clock is not None:
+                ctx.clock = clock
+            return await generate(ctx, customers=args.customers, seed=args.seed, years=args.years, progress=progress)
+
+        report = asyncio.run(_with_context(settings, work))
+    print(f"generated {report.customers:,} customers on {report.database} in {report.seconds:,.1f} s "
+          f"(again: --seed {report.seed} --years {report.years} --now {report.now.isoformat()})")
+    for table, count in report.rows.items():
+        print(f"  {table:22} {count:>12,} rows {report.write_seconds.get(table, 0):8.1f} s writing")
+    print(f"  {'total':22} {report.total:>12,} rows {sum(report.write_seconds.values()):8.1f} s writing "
+          f"({report.total / max(report.seconds, 0.001):,.0f} rows/s overall, {report.workers} worker(s))")
+    print(f"indexes and constraints rebuilt and checked, statistics refreshed: {report.finish_seconds:,.1f} s")
+    print(f"every generated user logs in with the password {GENERATED_PASSWORD!r}")
+    return 0
+
+
 def cmd_customer_report_contacts(args: argparse.Namespace, settings: Settings) -> int:
     from api.models import Customer
     from api.services import parties
@@ -395,6 +443,12 @@ def _parser() -> argparse.ArgumentParser:
     send.add_argument("--month", required=True, metavar="YYYY-MM")
     send.add_argument("--dry-run", metavar="DIR", help="write the rendered messages into DIR as .eml; queue nothing")
     send.set_defaults(func=cmd_send_monthly_reports)
+    gen = sub.add_parser("generate", help="fill a migrated database with a large generated data set (benchmarks)")
+    gen.add_argument("--customers", type=int, required=True, metavar="N", help="how many customers (10000: ~1M tickets)")
+    gen.add_argument("--seed", type=int, default=1, help="the same seed gives the same data (default 1)")
+    gen.add_argument("--years", type=int, default=3, help="years of history up to now (default 3)")
+    gen.add_argument("--now", metavar="INSTANT", help="the history ends here (ISO 8601 with offset; default: now)")
+    gen.set_defaults(func=cmd_generate)
     customer = sub.add_parser("customer", help="manage customers").add_subparsers(dest="customer_command", required=True)
     contacts = customer.add_parser("report-contacts", help="show or set who receives a customer's monthly reports")
     contacts.add_argument("code", metavar="CODE", help="the customer's code")
