@@ -174,7 +174,9 @@ async def test_the_owner_is_emailed_once_per_window_with_the_addresses(ctx, cloc
 
     async with ctx.db.read() as session:
         audited = list(await session.scalars(
-            select(AuditEntry).where(AuditEntry.target_id == str(user.id), AuditEntry.action == "user.failed_logins_alert")
+            select(AuditEntry)
+            .where(AuditEntry.target_id == str(user.id), AuditEntry.action == "user.failed_logins_alert")
+            .order_by(AuditEntry.occurred_at)
         ))
     assert [(e.actor_ref, e.on_behalf_of_customer_id, e.detail) for e in audited] == [
         ("system:login-throttling", customer.id, {"failures": 5, "sources": 1}),
