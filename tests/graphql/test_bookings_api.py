@@ -413,6 +413,8 @@ async def test_listing_bookings_costs_the_same_statements_for_any_page(ctx, conn
                 await bookings.schedule_booking(ctx, ADMIN, bookings.Schedule(booked.booking.id, datetime(2026, 4, 1, 9, tzinfo=UTC)))
     caller, _, _ = await connect.token(TokenScope.PROVIDER, TokenAccess.READ)
     await caller.data("{ me { kind } }")  # the token's first use records last_used_at: keep it out of the count
+    # Open the pool's connections first: a new connection's set-up statements are not the request's cost.
+    await caller.data(BOOKINGS, {"customer": str(customer.id), "first": 40})
 
     statements: list[str] = []
 
@@ -438,5 +440,7 @@ async def test_listing_bookings_costs_the_same_statements_for_any_page(ctx, conn
     # Measured, for 5 bookings as for 40: 9 statements on PostgreSQL (token check, bookings, customers,
     # contracts, plans, staff, and the partners and ledger entries of the visible bookings in three), 16 on
     # SQLite, which adds the BEGIN of each read transaction.
-    assert small_count == large_count, (small_count, large_count)
-    assert large_count <= 16, large_count
+    # Sibling fields resolve concurrently, so one loader's keys now and then arrive in two batches instead of
+    # one: a page may cost one statement more, never one per booking (40 bookings would add dozens).
+    assert abs(small_count - large_count) <= 1, (small_count, large_count)
+    assert max(small_count, large_count) <= 16, (small_count, large_count)
