@@ -33,6 +33,7 @@ from api.graphql.errors import ConflictError, NotFoundError, PermissionDeniedErr
 from api.graphql.limits import query_limit_rules
 from api.graphql.masking import EntitleSchema, MaskErrors
 from api.graphql.scalars import SCALAR_OVERRIDES
+from api.graphql.uncancelled import run_resolvers_to_the_end
 from api.services.paging import MAX_PAGE
 
 __all__ = ["Mutation", "Query", "build_schema"]
@@ -75,7 +76,7 @@ def build_schema(settings: Settings) -> strawberry.Schema:
     extensions.append(partial(
         MaskErrors, production=settings.production, statement_timeout_seconds=settings.statement_timeout_seconds
     ))
-    return EntitleSchema(
+    schema = EntitleSchema(
         query=Query,
         mutation=Mutation,
         extensions=extensions,
@@ -83,3 +84,5 @@ def build_schema(settings: Settings) -> strawberry.Schema:
         types=[ValidationError, NotFoundError, ConflictError, PermissionDeniedError],
         scalar_overrides=SCALAR_OVERRIDES,  # api/graphql/scalars.py: a Decimal's text is bounded before parsing
     )
+    run_resolvers_to_the_end(schema._schema)  # a sibling's failure never cuts a statement off mid-way
+    return schema

@@ -1,8 +1,3 @@
-# PENDING (not collected: the file name does not start with "test_"). Rename it to tests/test_fuzz_graphql.py
-# once the open cancellation bug is fixed: graphql-core cancels sibling resolvers after a field error, which can
-# cut a database statement off mid-way (SQLite logs "Exception during reset" from the pool, PostgreSQL holds the
-# connection until garbage collection). Reproduce with `{ contracts { periods(bucket: "nope") { allowance } } }`
-# as a customer with several contracts. The fuzz run fails on it intermittently on SQLite.
 """Fuzzing: operations generated from schema.graphql (hypothesis-graphql) posted to the app as a customer, its
 partner and a read-only integrator, with a fixed budget. No answer may be a server error, carry an internal
 message (or the generic one an unexpected error gets), or show a customer's caller anything of another customer.
