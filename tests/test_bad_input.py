@@ -588,10 +588,10 @@ async def test_the_widest_terms_accepted_read_back_whole(world: World):
         created.append(result["contract"]["id"])
 
     listed = (await post(world, "customer", """
-        query Mine($customer: ID) { contracts(customerId: $customer) {
-          id effectiveDate endDate isActive entitlements { periodStart } } }""", {"customer": world["customer"]})).json()
+        query Mine($customer: ID) { contracts(customerId: $customer, first: 200) { edges { node {
+          id effectiveDate endDate isActive entitlements { periodStart } } } } }""", {"customer": world["customer"]})).json()
     assert "errors" not in listed, listed["errors"]
-    assert {c["id"] for c in listed["data"]["contracts"]} >= set(created)
+    assert {e["node"]["id"] for e in listed["data"]["contracts"]["edges"]} >= set(created)
 
     for contract_id, (start, end) in zip(created, spans, strict=True):
         read = (await post(world, "customer", """

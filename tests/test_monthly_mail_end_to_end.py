@@ -136,7 +136,7 @@ def test_two_workers_one_killed_deliver_each_contracts_report_once(database_fact
             for _, message_id, _, _ in rows:
                 message = received[message_id]
                 reference = message.message["Subject"].split(" report for ")[1].split(" (")[0]
-                contract = next(c for c in await reports_contracts(ctx) if c.reference == reference)
+                contract = next(c for c in await reports_contracts(ctx, reference) if c.reference == reference)
                 report = await reports.consumption_report(ctx, ADMIN, contract.id, month)
                 parts = by_reference[reference][1]
                 rendered = reports.render_report_email(
@@ -151,7 +151,7 @@ def test_two_workers_one_killed_deliver_each_contracts_report_once(database_fact
     asyncio.run(expected())
 
 
-async def reports_contracts(ctx: AppContext):  # type: ignore[no-untyped-def]
+async def reports_contracts(ctx: AppContext, reference: str):  # type: ignore[no-untyped-def]
     from api.services import contracts
 
-    return await contracts.list_contracts(ctx, ADMIN)
+    return (await contracts.page_contracts(ctx, ADMIN, reference=reference)).contracts

@@ -120,13 +120,13 @@ async def test_a_stopping_server_finishes_its_in_flight_request_then_closes_the_
 
     entered = asyncio.Event()
 
-    async def slow_customers(*args: Any, **kwargs: Any) -> list[Any]:
+    async def slow_customers(*args: Any, **kwargs: Any) -> parties.CustomerPage:
         entered.set()
         await asyncio.sleep(1.0)
-        return []
+        return parties.CustomerPage([], False, None)
 
     monkeypatch.setattr(Database, "dispose", dispose)
-    monkeypatch.setattr(parties, "list_customers", slow_customers)
+    monkeypatch.setattr(parties, "page_customers", slow_customers)
     options = {**serve_options(app.state.context.settings), "log_config": None}
     options.pop("workers")
     port = free_port()
@@ -138,7 +138,7 @@ async def test_a_stopping_server_finishes_its_in_flight_request_then_closes_the_
         await asyncio.sleep(0.05)
     url = f"http://127.0.0.1:{port}"
     async with httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {secret}"}) as http:
-        in_flight = asyncio.create_task(http.post("/graphql", json={"query": "{ customers { code } }"}))
+        in_flight = asyncio.create_task(http.post("/graphql", json={"query": "{ customers { edges { node { code } } } }"}))
         await asyncio.wait_for(entered.wait(), 5)
         server.should_exit = True
         await asyncio.sleep(0.3)
@@ -148,7 +148,7 @@ async def test_a_stopping_server_finishes_its_in_flight_request_then_closes_the_
         assert not closed.is_set()  # the database stays open while a request is in flight
         response = await in_flight
     assert response.status_code == 200
-    assert response.json() == {"data": {"customers": []}}
+    assert response.json() == {"data": {"customers": {"edges": []}}}
     await asyncio.wait_for(serving, 15)
     assert closed.is_set()
 
@@ -241,7 +241,7 @@ async def _cycle_and_read(base: str, secret: str) -> tuple[dict[str, Any], dict[
             response = await http.post("/graphql", json={"query": query})
             return {"status": response.status_code, "body": response.json(), "took": time.perf_counter() - started}
 
-        refused, read = await asyncio.gather(timed(CYCLE), timed("{ customers { code name } }"))
+        refused, read = await asyncio.gather(timed(CYCLE), timed("{ customers { edges { node { code name } } } }"))
     return refused, read
 
 

@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from datetime import date, datetime
 from typing import Any
+from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 from starlette.datastructures import FormData
@@ -33,6 +34,8 @@ __all__ = [
     "schedule_booking",
 ]
 
+PAGE_SIZE = 50  # contracts a page on /contracts
+
 # The forms of the contract page by the services' names for their fields.
 BOOKING_FIELDS = {"activity": "activity", "on": "on", "partnerIds": "partner", "quantity": "activity", "note": "note"}
 SCHEDULE_FIELDS = {"startsAt": "starts_at", "durationMinutes": "duration_minutes", "staffEmail": "staff_email"}
@@ -41,10 +44,24 @@ FEED_FIELDS = {"name": "name"}
 
 @portal_view
 async def contracts_page(request: Request, session: PortalSession) -> Response:
+    """The contracts the viewer sees, by reference, a page at a time; `q` finds those whose reference starts with it."""
     app, actor = app_context(request), session.actor
-    customers = {c.id: c for c in await parties.list_customers(app, actor)}
-    found = await contracts.list_contracts(app, actor)
-    return render(request, "contracts.html", None, {"contracts": found, "customers": customers})
+    search = request.query_params.get("q", "").strip()
+    after = request.query_params.get("after") or None
+    try:
+        page = await contracts.page_contracts(app, actor, reference=search or None, first=PAGE_SIZE, after=after)
+    except ValidationFailed as exc:
+        raise HTTPException(400, exc.message) from None
+    customers = await parties.get_customers_by_ids(app, actor, list({c.customer_id for c in page.contracts}))
+    kept = {"q": search} if search else {}
+    context = {
+        "page": page,
+        "customers": customers,
+        "search": search,
+        "next_url": f"/contracts?{urlencode({**kept, 'after': page.end_cursor})}" if page.has_next_page else None,
+        "first_url": f"/contracts?{urlencode(kept)}" if after else None,
+    }
+    return render(request, "contracts.html", None, context)
 
 
 async def _contract_context(

@@ -21,9 +21,12 @@ TARGET_NAMES = {"acknowledge": "Acknowledge", "first_response": "First response"
 async def reports_page(request: Request, session: PortalSession) -> Response:
     """Pick a contract (those of the customer in view, or every one staff see) and a month; see its report."""
     app, actor = app_context(request), session.actor
-    customer_id = None if actor.is_provider else request.state.acting.customer_id
-    found = await contracts.list_contracts(app, actor, customer_id=customer_id) if customer_id or actor.is_provider else []
     contract_id = parse_uuid(request.query_params.get("contract"))
+    if actor.is_provider:
+        found = await contracts.contract_options(app, actor, contract_id)
+    else:
+        customer_id = request.state.acting.customer_id
+        found = await contracts.list_contracts(app, actor, customer_id=customer_id) if customer_id else []
     month = request.query_params.get("month", "").strip()
     report: ConsumptionReport | None = None
     errors: dict[str, str] = {}

@@ -21,10 +21,11 @@ SOURCE_NAMES = {"plan": "plan", "program": "program", "partner_program": "partne
 async def scope_page(request: Request, session: PortalSession) -> Response:
     """The customer in view's lists; staff pick the customer (?customer=)."""
     app, actor = app_context(request), session.actor
-    customers = await parties.list_customers(app, actor) if actor.is_provider else []
     customer_id = request.state.acting.customer_id
+    customers = []
     if actor.is_provider:
         wanted = parse_uuid(request.query_params.get("customer"))
+        customers = await parties.customer_options(app, actor, wanted)
         customer_id = wanted if wanted in {c.id for c in customers} else (customers[0].id if customers else None)
     entries, refused = [], None
     if customer_id is not None:

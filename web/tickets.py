@@ -108,7 +108,7 @@ async def ticket_list(request: Request, session: PortalSession) -> Response:
     if actor.kind == "partner":
         customers = [c.customer for c in request.state.acting.choices if c.link is not None and c.link.can_file_tickets]
     elif actor.is_provider:
-        customers = await parties.list_customers(app, actor)
+        customers = await parties.customer_options(app, actor, customer_id)
     else:
         customers = []
     kept = {k: v for k, v in chosen.items() if v}

@@ -115,6 +115,8 @@ FIELDS: dict[str, TextRule] = {
     "idempotencyKey": _KEY,
     "filedBy": _KEY,
     "text": TextRule(300, strict=True),  # a search
+    "search": TextRule(300, strict=True),
+    "reference": TextRule(64, strict=True),  # a contract reference, or the start of one
     # free text
     "reason": _NOTE,
     "note": _NOTE,

@@ -33,6 +33,7 @@ from api.models.ledger import LedgerKind
 from api.services import bookings, contracts, ledger
 from api.services.contracts import EntitlementPeriod
 from api.services.errors import ValidationFailed
+from api.services.paging import check_first
 
 if TYPE_CHECKING:
     from api.graphql.availability import OnCallReservationType
@@ -43,6 +44,8 @@ __all__ = [
     "AdjustEntitlementResult",
     "ConsumeEntitlementInput",
     "ConsumeEntitlementResult",
+    "ContractConnection",
+    "ContractEdge",
     "ContractMutation",
     "ContractQuery",
     "ContractType",
@@ -392,19 +395,49 @@ def _ledger_success(outcome: ledger.LedgerOutcome) -> LedgerEntrySuccess:
 
 
 @strawberry.type
+class ContractEdge:
+    cursor: str
+    node: ContractType
+
+
+@strawberry.type
+class ContractConnection:
+    edges: list[ContractEdge]
+    page_info: PageInfo
+
+    @classmethod
+    def build(cls, page: contracts.ContractPage) -> ContractConnection:
+        return cls(
+            edges=[ContractEdge(cursor=contracts.contract_cursor(c), node=ContractType.build(c)) for c in page.contracts],
+            page_info=PageInfo(has_next_page=page.has_next_page, end_cursor=page.end_cursor),
+        )
+
+
+@strawberry.type
 class ContractQuery:
-    @strawberry.field(description="The contracts the caller may see, by reference; optionally one customer's.")
+    @strawberry.field(
+        description="The contracts the caller may see, by reference, a page at a time; optionally one customer's, "
+        "or those whose reference starts with `reference`."
+    )
     async def contracts(
-        self, info: Info[RequestContext, None], customer_id: strawberry.ID | None = None
-    ) -> list[ContractType]:
+        self,
+        info: Info[RequestContext, None],
+        customer_id: strawberry.ID | None = None,
+        reference: str | None = None,
+        first: int = 50,
+        after: str | None = None,
+    ) -> ContractConnection:
         ctx = info.context
         customer = None
         if customer_id is not None:
             customer = parse_id(customer_id)
-            if customer is None:
-                return []
-        found = await contracts.list_contracts(ctx.app, ctx.actor, customer_id=customer)
-        return [ContractType.build(c) for c in found]
+            if customer is None:  # no such customer: an empty page, as for one the caller does not see
+                check_first(first)
+                return ContractConnection(edges=[], page_info=PageInfo(has_next_page=False, end_cursor=None))
+        page = await contracts.page_contracts(
+            ctx.app, ctx.actor, customer_id=customer, reference=reference, first=first, after=after
+        )
+        return ContractConnection.build(page)
 
     @strawberry.field
     async def contract(self, info: Info[RequestContext, None], id: strawberry.ID) -> ContractType | None:

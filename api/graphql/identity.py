@@ -42,6 +42,8 @@ __all__ = [
     "StaffRoleEnum",
     "TokenAccessEnum",
     "TokenScopeEnum",
+    "UserConnection",
+    "UserEdge",
     "UserKindEnum",
     "UserType",
     "ViewerType",
@@ -75,6 +77,18 @@ class UserType:
         return from_row(
             cls, user, kind=user.kind.value, staff_role=None if user.staff_role is None else user.staff_role.value
         )
+
+
+@strawberry.type
+class UserEdge:
+    cursor: str
+    node: UserType
+
+
+@strawberry.type
+class UserConnection:
+    edges: list[UserEdge]
+    page_info: PageInfo
 
 
 @strawberry.type(name="ApiToken", description="An integrator's token; its secret is shown only when created.")
@@ -204,10 +218,16 @@ class IdentityQuery:
             read_only=actor.read_only,
         )
 
-    @strawberry.field(description="Users (admins only).")
-    async def users(self, info: Info[RequestContext, None]) -> list[UserType]:
+    @strawberry.field(description="Users by e-mail address, a page at a time (admins only).")
+    async def users(
+        self, info: Info[RequestContext, None], first: int = 50, after: str | None = None
+    ) -> UserConnection:
         ctx = info.context
-        return [UserType.build(u) for u in await identity.list_users(ctx.app, ctx.actor)]
+        page = await identity.page_users(ctx.app, ctx.actor, first=first, after=after)
+        return UserConnection(
+            edges=[UserEdge(cursor=identity.user_cursor(u), node=UserType.build(u)) for u in page.users],
+            page_info=PageInfo(has_next_page=page.has_next_page, end_cursor=page.end_cursor),
+        )
 
     @strawberry.field(description="API tokens, without their secrets (admins only).")
     async def api_tokens(self, info: Info[RequestContext, None]) -> list[ApiTokenType]:

@@ -20,6 +20,7 @@ from api.graphql.errors import (
     result_union,
 )
 from api.graphql.ids import opt_id, parse_id, require_id
+from api.graphql.paging import PageInfo
 from api.graphql.rows import from_row
 from api.models import Customer, Partner
 from api.services import access, parties
@@ -34,6 +35,8 @@ __all__ = [
     "CreatePartnerInput",
     "CreatePartnerResult",
     "CreatePartnerSuccess",
+    "CustomerConnection",
+    "CustomerEdge",
     "CustomerType",
     "FilingCheckType",
     "LinkPartnerInput",
@@ -207,11 +210,32 @@ SetReportContactsResult = result_union(
 
 
 @strawberry.type
+class CustomerEdge:
+    cursor: str
+    node: CustomerType
+
+
+@strawberry.type
+class CustomerConnection:
+    edges: list[CustomerEdge]
+    page_info: PageInfo
+
+
+@strawberry.type
 class PartyQuery:
-    @strawberry.field(description="The customers the caller may see.")
-    async def customers(self, info: Info[RequestContext, None]) -> list[CustomerType]:
+    @strawberry.field(
+        description="The customers the caller may see, by code, a page at a time; optionally those whose code "
+        "starts with `search` or whose name contains it."
+    )
+    async def customers(
+        self, info: Info[RequestContext, None], search: str | None = None, first: int = 50, after: str | None = None
+    ) -> CustomerConnection:
         ctx = info.context
-        return [CustomerType.build(c) for c in await parties.list_customers(ctx.app, ctx.actor)]
+        page = await parties.page_customers(ctx.app, ctx.actor, search=search, first=first, after=after)
+        return CustomerConnection(
+            edges=[CustomerEdge(cursor=parties.customer_cursor(c), node=CustomerType.build(c)) for c in page.customers],
+            page_info=PageInfo(has_next_page=page.has_next_page, end_cursor=page.end_cursor),
+        )
 
     @strawberry.field
     async def customer(self, info: Info[RequestContext, None], id: strawberry.ID) -> CustomerType | None:

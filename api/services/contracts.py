@@ -20,13 +20,17 @@ from api.programs.schema import Bucket
 from api.services import audit, inputs, policy
 from api.services.context import Actor, AppContext
 from api.services.errors import Conflict, NotFound, ValidationFailed, check_email
+from api.services.paging import MAX_PAGE, by_key, cut_page, encode_key_cursor
 from api.services.programs import PlanView, plan_view
 
 __all__ = [
+    "ContractPage",
     "ContractView",
     "EntitlementPeriod",
     "NewContract",
     "bucket_periods",
+    "contract_cursor",
+    "contract_options",
     "create_contract",
     "current_entitlements",
     "entitlements",
@@ -36,6 +40,7 @@ __all__ = [
     "get_staff_by_ids",
     "list_contracts",
     "load_contract_view",
+    "page_contracts",
 ]
 
 _REFERENCE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,63}$")
@@ -300,13 +305,62 @@ async def load_contract_view(session: AsyncSession, actor: Actor, contract_id: u
     return ContractView(contract, plan_view(plan, program))
 
 
-async def list_contracts(ctx: AppContext, actor: Actor, *, customer_id: uuid.UUID | None = None) -> list[Contract]:
+async def list_contracts(
+    ctx: AppContext, actor: Actor, *, customer_id: uuid.UUID | None = None, customer_ids: Sequence[uuid.UUID] = ()
+) -> list[Contract]:
+    """The contracts the actor sees of one customer, or of several, by reference: a customer has a handful, so
+    this is not paged (`page_contracts` is, for every contract)."""
     policy.require(actor, "contract.read")
-    query = policy.visible_contracts(actor).order_by(Contract.reference)
-    if customer_id is not None:
-        query = query.where(Contract.customer_id == customer_id)
+    wanted = {*customer_ids, *([customer_id] if customer_id is not None else [])}
+    query = policy.visible_contracts(actor).where(Contract.customer_id.in_(wanted)).order_by(Contract.reference)
     async with ctx.db.read() as session:
         return list(await session.scalars(query))
+
+
+@dataclass(frozen=True)
+class ContractPage:
+    contracts: list[Contract]
+    has_next_page: bool
+    end_cursor: str | None
+
+
+def contract_cursor(contract: Contract) -> str:
+    return encode_key_cursor(contract.reference)
+
+
+async def page_contracts(
+    ctx: AppContext,
+    actor: Actor,
+    *,
+    customer_id: uuid.UUID | None = None,
+    customer_ids: Sequence[uuid.UUID] | None = None,
+    reference: str | None = None,
+    first: int = 50,
+    after: str | None = None,
+) -> ContractPage:
+    """The contracts the actor sees, by reference, paged by keyset on it (references are unique); optionally
+    one customer's, several customers', or those whose reference starts with `reference`."""
+    policy.require(actor, "contract.read")
+    query = by_key(policy.visible_contracts(actor), Contract.reference, first=first, after=after)
+    if customer_id is not None:
+        query = query.where(Contract.customer_id == customer_id)
+    if customer_ids is not None:
+        query = query.where(Contract.customer_id.in_(set(customer_ids)))
+    prefix = inputs.optional_text(ctx, reference, "reference")
+    if prefix:
+        query = query.where(Contract.reference.startswith(prefix.strip(), autoescape=True))
+    async with ctx.db.read() as session:
+        found = list(await session.scalars(query))
+    return ContractPage(*cut_page(found, first, contract_cursor))
+
+
+async def contract_options(ctx: AppContext, actor: Actor, chosen: uuid.UUID | None = None) -> list[Contract]:
+    """The contracts a picker offers, by reference: the first page of those the actor sees, and the chosen one
+    wherever it sorts. Bounded, however many contracts there are."""
+    found = (await page_contracts(ctx, actor, first=MAX_PAGE)).contracts
+    if chosen is not None and chosen not in {c.id for c in found}:
+        found += (await get_contracts_by_ids(ctx, actor, [chosen])).values()
+    return sorted(found, key=lambda c: c.reference)
 
 
 async def get_contract(ctx: AppContext, actor: Actor, contract_id: uuid.UUID) -> Contract:

@@ -29,7 +29,7 @@ from api.models import (
     UserKind,
 )
 from api.programs.schema import Bucket
-from api.services import contracts, policy, tickets
+from api.services import contracts, parties, policy, tickets
 from api.services.context import Actor, AppContext
 from api.services.contracts import ContractView, EntitlementPeriod
 from api.services.errors import NotFound
@@ -335,7 +335,7 @@ async def partner_home(ctx: AppContext, actor: Actor) -> list[PartnerCustomerRow
     and what expires soon. A constant number of statements for any number of customers."""
     choices = await customer_choices(ctx, actor)
     ids = [c.customer.id for c in choices]
-    found = await contracts.list_contracts(ctx, actor) if ids else []
+    found = await contracts.list_contracts(ctx, actor, customer_ids=ids) if ids else []
     current = await contracts.current_entitlements(ctx, actor, [c.id for c in found if c.customer_id in ids])
     periods: dict[uuid.UUID, list[tuple[str, EntitlementPeriod]]] = {ident: [] for ident in ids}
     for view, found_periods in current:
@@ -379,7 +379,6 @@ async def staff_queue(
     programs_found = await severity_options(ctx, actor)
     async with ctx.db.read() as session:
         records = list(await session.scalars(select(ProgramRecord).order_by(ProgramRecord.name)))
-        customers = list(await session.scalars(policy.visible_customers(actor).order_by(Customer.name)))
         assignees = list(
             await session.scalars(
                 select(User)
@@ -390,6 +389,7 @@ async def staff_queue(
                 .order_by(User.name)
             )
         )
+    customers = await parties.customer_options(ctx, actor, customer_id)
     return Queue(rows, [(r.code, r.name) for r in records], programs_found, customers, assignees)
 
 

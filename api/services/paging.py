@@ -1,4 +1,4 @@
-"""Keyset paging on (instant, id), newest first, with opaque cursors."""
+"""Keyset paging with opaque cursors: on (instant, id), newest first, or on a unique text key, in order."""
 
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ from sqlalchemy import ColumnElement, Select, and_, or_
 
 from api.services.errors import ValidationFailed
 
-__all__ = ["MAX_PAGE", "check_first", "cut_page", "encode_cursor", "newest_first", "older_than"]
+__all__ = [
+    "MAX_PAGE", "by_key", "check_first", "cut_page", "encode_cursor", "encode_key_cursor", "newest_first", "older_than",
+]
 
 MAX_PAGE = 200
 
@@ -42,6 +44,25 @@ def newest_first(query: Select[Any], at_column: Any, id_column: Any, *, first: i
     check_first(first)
     query = query.order_by(at_column.desc(), id_column.desc()).limit(first + 1)
     return query if after is None else query.where(older_than(at_column, id_column, after))
+
+
+def encode_key_cursor(key: str) -> str:
+    return base64.urlsafe_b64encode(f"k|{key}".encode()).decode()
+
+
+def by_key(query: Select[Any], key_column: Any, *, first: int, after: str | None) -> Select[Any]:
+    """`query` in the order of a unique text key, from after the cursor, with one row more than the page."""
+    check_first(first)
+    query = query.order_by(key_column).limit(first + 1)
+    if after is None:
+        return query
+    try:
+        tag, key = base64.urlsafe_b64decode(after.encode()).decode().split("|", 1)
+    except (ValueError, UnicodeDecodeError):
+        tag, key = "", ""
+    if tag != "k":
+        raise ValidationFailed(f"cursor {after!r} is not one this API gave out", field="after")
+    return query.where(key_column > key)
 
 
 Row = TypeVar("Row")

@@ -8,24 +8,28 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import select
+from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.models import Customer, Partner, PartnerCustomer
 from api.services import audit, inputs, policy
 from api.services.context import Actor, AppContext
 from api.services.errors import Conflict, NotFound, ValidationFailed, check_email
+from api.services.paging import MAX_PAGE, by_key, cut_page, encode_key_cursor
 
 __all__ = [
+    "CustomerPage",
     "NewCustomer",
     "NewPartner",
     "create_customer",
     "create_partner",
+    "customer_cursor",
+    "customer_options",
     "get_customers_by_ids",
     "link_partner",
-    "list_customers",
     "list_partners",
     "MAX_REPORT_CONTACTS",
+    "page_customers",
     "set_report_contacts",
 ]
 
@@ -153,10 +157,41 @@ async def _existing(session: AsyncSession, model: type, ident: uuid.UUID, what: 
     return row
 
 
-async def list_customers(ctx: AppContext, actor: Actor) -> list[Customer]:
+@dataclass(frozen=True)
+class CustomerPage:
+    customers: list[Customer]
+    has_next_page: bool
+    end_cursor: str | None
+
+
+def customer_cursor(customer: Customer) -> str:
+    return encode_key_cursor(customer.code)
+
+
+async def page_customers(
+    ctx: AppContext, actor: Actor, *, search: str | None = None, first: int = 50, after: str | None = None
+) -> CustomerPage:
+    """The customers the actor sees, by code, paged by keyset on it (codes are unique); optionally those whose
+    code starts with `search`, or whose name contains it (either case)."""
     policy.require(actor, "customer.read")
+    query = by_key(policy.visible_customers(actor), Customer.code, first=first, after=after)
+    needle = (inputs.optional_text(ctx, search, "search") or "").strip()
+    if needle:
+        query = query.where(
+            or_(Customer.code.startswith(needle, autoescape=True), func.lower(Customer.name).contains(needle.lower(), autoescape=True))
+        )
     async with ctx.db.read() as session:
-        return list(await session.scalars(policy.visible_customers(actor).order_by(Customer.code)))
+        found = list(await session.scalars(query))
+    return CustomerPage(*cut_page(found, first, customer_cursor))
+
+
+async def customer_options(ctx: AppContext, actor: Actor, chosen: uuid.UUID | None = None) -> list[Customer]:
+    """The customers a filter offers, by name: the first page of those the actor sees (by code), and the
+    chosen one wherever it sorts. Bounded, however many customers there are."""
+    found = (await page_customers(ctx, actor, first=MAX_PAGE)).customers
+    if chosen is not None and chosen not in {c.id for c in found}:
+        found += (await get_customers_by_ids(ctx, actor, [chosen])).values()
+    return sorted(found, key=lambda c: (c.name.casefold(), c.code))
 
 
 async def get_customers_by_ids(ctx: AppContext, actor: Actor, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Customer]:

@@ -114,7 +114,7 @@ async def test_can_view_entitlements_decides_what_a_partner_sees(ctx, connect, m
     query = "query($id: ID!) { contract(id: $id) { id entitlements { remaining } } }"
     await link(ctx, partner, customer, can_view_entitlements=False)
     assert (await caller.data(query, {"id": str(contract.id)}))["contract"] is None
-    assert (await caller.data("{ customers { id } }"))["customers"] == [{"id": str(customer.id)}]
+    assert (await caller.data("{ customers { edges { node { id } } } }"))["customers"]["edges"] == [{"node": {"id": str(customer.id)}}]
     await link(ctx, partner, customer, can_view_entitlements=True)
     assert (await caller.data(query, {"id": str(contract.id)}))["contract"] == {
         "id": str(contract.id), "entitlements": [{"remaining": 5}]
@@ -239,7 +239,7 @@ async def test_a_customer_sees_foreign_objects_as_nonexistent(ctx, connect, make
         "contract": ("query($id: ID!) { contract(id: $id) { id } }", mine.id, theirs.id),
         "customer": ("query($id: ID!) { customer(id: $id) { id } }", mine.customer_id, theirs.customer_id),
         "outOfScope": ("query($id: ID!) { outOfScope(customerId: $id) { code } }", mine.customer_id, theirs.customer_id),
-        "contracts": ("query($id: ID) { contracts(customerId: $id) { id } }", mine.customer_id, theirs.customer_id),
+        "contracts": ("query($id: ID) { contracts(customerId: $id) { edges { node { id } } } }", mine.customer_id, theirs.customer_id),
     }
     for caller in (
         await customer_caller(connect, await parties_customer(ctx, mine.customer_id)),
@@ -248,7 +248,7 @@ async def test_a_customer_sees_foreign_objects_as_nonexistent(ctx, connect, make
         for field, (query, own, foreign) in queries.items():
             assert (await caller.data(query, {"id": str(own)}))[field], field  # its own: found
             answers = [await caller.data(query, {"id": str(ident)}) for ident in (foreign, uuid.uuid4())]
-            assert answers[0] == answers[1] == {field: [] if field == "contracts" else None}, field
+            assert answers[0] == answers[1] == {field: {"edges": []} if field == "contracts" else None}, field
 
 
 async def parties_customer(ctx, customer_id):  # type: ignore[no-untyped-def]

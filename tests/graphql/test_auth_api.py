@@ -46,6 +46,10 @@ from tests.graphql.conftest import PASSWORD, Caller, table_counts
 NO_CREDENTIALS = "authentication required: send 'Authorization: Bearer <token>' or log in"
 ME = "{ me { kind name roles customerId partnerId readOnly } }"
 
+USERS = """query($after: String) {
+  users(first: 20, after: $after) { edges { node { email kind } } pageInfo { hasNextPage endCursor } }
+}"""
+
 
 def assert_refused(response: httpx.Response, status: int, code: str, message: str) -> None:
     assert response.status_code == status, response.text
@@ -351,8 +355,8 @@ async def test_a_read_token_may_query_but_every_mutation_is_refused(connect, ctx
     caller, token, _ = await connect.token(scope, TokenAccess.READ, **({"customer_id": customer_id} if target else {}))
     me = (await caller.data(ME))["me"]
     assert me["readOnly"] is True
-    contracts = (await caller.data("query($c: ID) { contracts(customerId: $c) { id } }", {"c": str(customer_id)}))
-    assert len(contracts["contracts"]) == 1
+    contracts = (await caller.data("query($c: ID) { contracts(customerId: $c) { edges { node { id } } } }", {"c": str(customer_id)}))
+    assert len(contracts["contracts"]["edges"]) == 1
 
     before = await table_counts(ctx)
     for name, (input_type, value) in requests.items():
@@ -445,8 +449,15 @@ async def test_create_user_and_its_refusals(gql, ctx, connect, make_customer):
         "customerId": str(customer.id), "partnerId": None, "active": True, "lastLoginAt": None,
     }
     assert PASSWORD not in str(result)
-    users = (await gql("{ users { email kind } }"))["users"]
-    assert {"email": address.lower(), "kind": "customer"} in users
+    listed, after = [], None
+    while True:  # every page, by e-mail address
+        page = (await gql(USERS, {"after": after}))["users"]
+        listed += [edge["node"] for edge in page["edges"]]
+        if not page["pageInfo"]["hasNextPage"]:
+            break
+        after = page["pageInfo"]["endCursor"]
+    assert {"email": address.lower(), "kind": "customer"} in listed
+    assert [u["email"] for u in listed] == sorted(u["email"] for u in listed)
     async with ctx.db.read() as session:
         assert (await session.get(User, uuid.UUID(result["user"]["id"]))).password_hash.startswith("$argon2")
 
@@ -475,7 +486,7 @@ async def test_only_admins_list_users_and_tokens(connect, make_customer):
         (await connect.token(TokenScope.PROVIDER, TokenAccess.READ_WRITE))[0],
     ]
     for caller in callers:
-        for query, field in (("{ users { id } }", "users"), (TOKENS, "apiTokens")):
+        for query, field in (("{ users { edges { node { id } } } }", "users"), (TOKENS, "apiTokens")):
             response = await caller.post(query)
             assert response.status_code == 200
             body = response.json()

@@ -32,7 +32,7 @@ async def test_a_cancelled_caller_leaves_the_others_loading_the_same_key() -> No
 # fields, among them `plan`, which `contract(id)` is loading too.
 SIBLINGS = """
 query Run($id: ID!) {
-  contracts { plan { code } periods(bucket: "no-such-bucket") { allowance } }
+  contracts { edges { node { plan { code } periods(bucket: "no-such-bucket") { allowance } } } }
   contract(id: $id) { plan { code } }
 }
 """
@@ -63,7 +63,7 @@ async def test_fields_cancelled_mid_statement_leave_the_pool_clean(  # type: ign
     for plan in ("small", "medium", "large", "small", "medium", "large"):
         await make_contract(customer=customer, plan=plan)
     caller, _, _ = await connect.token(TokenScope.CUSTOMER, TokenAccess.READ, customer_id=customer.id)
-    query = '{ contracts { periods(bucket: "nope") { allowance } entitlements { bucket } } }'
+    query = '{ contracts { edges { node { periods(bucket: "nope") { allowance } entitlements { bucket } } } } }'
     with caplog.at_level(logging.WARNING):
         for _ in range(20):
             response = await caller.post(query)

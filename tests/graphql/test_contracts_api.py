@@ -47,22 +47,22 @@ mutation CreateContract($input: CreateContractInput!) {{
 """
 
 CONTRACTS_OF = """
-query ContractsOf($customerId: ID) { contracts(customerId: $customerId) { id reference } }
+query ContractsOf($customerId: ID) { contracts(customerId: $customerId) { edges { node { id reference } } } }
 """
 
-CUSTOMERS = "{ customers { code } }"
+CUSTOMERS = "query($s: String) { customers(search: $s, first: 200) { edges { node { code name } } } }"
 
 
 def days_from_today(day: str) -> int:
     return (date.fromisoformat(day) - TODAY).days
 
 
-async def customer_codes(gql) -> set[str]:  # type: ignore[no-untyped-def]
-    return {c["code"] for c in (await gql(CUSTOMERS))["customers"]}
+async def customer_codes(gql, search: str) -> set[str]:  # type: ignore[no-untyped-def]
+    return {e["node"]["code"] for e in (await gql(CUSTOMERS, {"s": search}))["customers"]["edges"]}
 
 
 async def contracts_of(gql, customer_id: object) -> list[dict[str, Any]]:  # type: ignore[no-untyped-def]
-    return (await gql(CONTRACTS_OF, {"customerId": str(customer_id)}))["contracts"]
+    return [e["node"] for e in (await gql(CONTRACTS_OF, {"customerId": str(customer_id)}))["contracts"]["edges"]]
 
 
 # ---- createCustomer ----------------------------------------------------------------------------
@@ -93,8 +93,8 @@ async def test_create_customer_with_a_taken_code_is_a_conflict(gql):
         "message": f"a customer with code {code!r} already exists",
         "field": "code",
     }
-    data = await gql("{ customers { code name } }")
-    assert [c["name"] for c in data["customers"] if c["code"] == code] == ["First"]
+    data = await gql(CUSTOMERS, {"s": code})
+    assert [e["node"]["name"] for e in data["customers"]["edges"] if e["node"]["code"] == code] == ["First"]
 
 
 @pytest.mark.parametrize(
@@ -120,8 +120,9 @@ async def test_create_customer_refuses_bad_input(gql, fields, field, text):
     assert result["code"] == "INVALID"
     assert result["field"] == field
     assert text in result["message"]
-    assert code not in await customer_codes(gql)
-    assert payload["code"] not in await customer_codes(gql)
+    # Nothing was created: neither the unique code nor the malformed one (searched by its letters alone).
+    assert code not in await customer_codes(gql, code)
+    assert payload["code"] not in await customer_codes(gql, "".join(filter(str.isalnum, payload["code"]))[:20])
 
 
 # ---- createContract ----------------------------------------------------------------------------
@@ -220,8 +221,8 @@ async def test_create_contract_with_a_malformed_customer_id(gql, shipped_program
     assert result["code"] == "NOT_FOUND"
     assert result["field"] == "customerId"
     assert "not-a-uuid" in result["message"]
-    all_references = {c["reference"] for c in (await gql("{ contracts { reference } }"))["contracts"]}
-    assert reference not in all_references
+    found = await gql("query($r: String) { contracts(reference: $r) { edges { node { reference } } } }", {"r": reference})
+    assert found["contracts"]["edges"] == []
 
 
 @pytest.mark.parametrize(
@@ -362,7 +363,7 @@ async def test_contract_lookup(gql, make_contract):
     }
     for missing in (str(uuid.uuid4()), "garbage"):
         assert (await gql("query($id: ID!) { contract(id: $id) { id } }", {"id": missing}))["contract"] is None
-    assert (await gql(CONTRACTS_OF, {"customerId": "garbage"}))["contracts"] == []
+    assert await contracts_of(gql, "garbage") == []
 
 
 async def test_contracts_are_listed_by_reference(gql, make_customer, make_contract):
@@ -374,8 +375,9 @@ async def test_contracts_are_listed_by_reference(gql, make_customer, make_contra
         {"id": str(first.id), "reference": first.reference},
         {"id": str(second.id), "reference": second.reference},
     ]
-    listed = [c["id"] for c in (await gql("{ contracts { id } }"))["contracts"]]
-    assert {str(first.id), str(second.id)} <= set(listed)
+    by_prefix = "query($r: String) { contracts(reference: $r) { edges { node { id } } } }"
+    listed = [e["node"]["id"] for e in (await gql(by_prefix, {"r": prefix}))["contracts"]["edges"]]
+    assert listed == [str(first.id), str(second.id)]
 
 
 async def test_is_active(gql, make_contract):
@@ -542,3 +544,41 @@ async def test_calendar_anchored_hours_plan(gql, make_contract):
     assert today["bucketName"]
     [april] = await entitlements(gql, contract.id, "2026-04-01")
     assert (april["periodStart"], april["periodEnd"], april["remaining"]) == ("2026-04-01", "2026-06-30", 960)
+
+
+PAGED_CONTRACTS = """
+query($r: String, $first: Int, $after: String) {
+  contracts(reference: $r, first: $first, after: $after) {
+    edges { cursor node { reference } } pageInfo { hasNextPage endCursor }
+  }
+}
+"""
+
+
+async def test_contracts_and_customers_are_paged_by_keyset(gql, make_customer, make_contract):
+    prefix = unique("KEYSET")
+    customer = await make_customer(code=f"{prefix.lower()}-c")
+    made = sorted(f"{prefix}-{n}" for n in range(5))
+    for reference in reversed(made):
+        await make_contract(customer=customer, reference=reference)
+    seen, after = [], None
+    while True:
+        page = (await gql(PAGED_CONTRACTS, {"r": prefix, "first": 2, "after": after}))["contracts"]
+        assert len(page["edges"]) <= 2
+        seen += [edge["node"]["reference"] for edge in page["edges"]]
+        assert page["pageInfo"]["endCursor"] == page["edges"][-1]["cursor"]
+        if not page["pageInfo"]["hasNextPage"]:
+            break
+        after = page["pageInfo"]["endCursor"]
+    assert seen == made  # every one once, by reference
+
+    for bad in ({"first": 0}, {"first": 201}, {"after": "bm90IGEgY3Vyc29y"}, {"r": "a\x00b"}):
+        result = await gql(PAGED_CONTRACTS, {"r": prefix, **bad}, allow_errors=True)
+        assert result["data"] is None, bad
+        assert result["errors"][0]["extensions"]["code"] == "INVALID", bad
+
+    customers = await gql(
+        "query($s: String) { customers(search: $s, first: 1) { edges { node { id } } pageInfo { hasNextPage } } }",
+        {"s": prefix.lower()},
+    )
+    assert customers["customers"] == {"edges": [{"node": {"id": str(customer.id)}}], "pageInfo": {"hasNextPage": False}}

@@ -12,7 +12,9 @@ from api.graphql.schema import build_schema
 # The README's "what is left this quarter" query.
 LEFT_THIS_QUARTER = """
 query LeftThisQuarter {
-  contracts { reference customer { name } entitlements { bucketName unit remaining periodEnd expiresInDays } }
+  contracts { edges { node {
+    reference customer { name } entitlements { bucketName unit remaining periodEnd expiresInDays }
+  } } }
 }
 """
 

@@ -216,8 +216,8 @@ async def test_an_unexpected_error_answers_a_generic_message_and_logs_the_detail
     caller = app_for(connect, settings, database, clock, client=client, environment=environment)
     _, _, secret = await connect.token()
     caller.http.headers["Authorization"] = f"Bearer {secret}"
-    monkeypatch.setattr(parties, "list_customers", failing_customers)
-    response = await caller.post("query Customers { customers { code } }")
+    monkeypatch.setattr(parties, "page_customers", failing_customers)
+    response = await caller.post("query Customers { customers { edges { node { code } } } }")
     assert response.status_code == 200
     request_id = response.headers["x-request-id"]
     body = response.json()
@@ -242,8 +242,8 @@ async def test_development_names_the_error_type_to_a_local_client_but_never_the_
     caller = app_for(connect, settings, database, clock)
     _, _, secret = await connect.token()
     caller.http.headers["Authorization"] = f"Bearer {secret}"
-    monkeypatch.setattr(parties, "list_customers", failing_customers)
-    body = (await caller.post("{ customers { code } }")).json()
+    monkeypatch.setattr(parties, "page_customers", failing_customers)
+    body = (await caller.post("{ customers { edges { node { code } } } }")).json()
     [error] = body["errors"]
     assert error["extensions"]["exception"]["type"] == "sqlalchemy.exc.OperationalError" or (
         error["extensions"]["exception"]["type"] == "sqlalchemy.exc.ProgrammingError"
@@ -254,8 +254,8 @@ async def test_development_names_the_error_type_to_a_local_client_but_never_the_
     async def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("a plain bug")
 
-    monkeypatch.setattr(parties, "list_customers", broken)
-    body = (await caller.post("{ customers { code } }")).json()
+    monkeypatch.setattr(parties, "page_customers", broken)
+    body = (await caller.post("{ customers { edges { node { code } } } }")).json()
     assert body["errors"][0]["extensions"]["exception"] == {"type": "builtins.RuntimeError", "message": "a plain bug"}
 
 

@@ -38,8 +38,8 @@ fragment Inner on BookingConnection { edges { node { contract { bookings(first: 
 CYCLE_COST = "query cost 3,040,401 exceeds the limit of 50,000"
 
 LEFT_THIS_QUARTER = """
-query { contracts { reference customer { name }
-  entitlements { bucket unit ledgerUnit periodStart periodEnd allowance consumed remaining expiresInDays } } }
+query { contracts { edges { node { reference customer { name }
+  entitlements { bucket unit ledgerUnit periodStart periodEnd allowance consumed remaining expiresInDays } } } } }
 """
 TICKET_LISTS = [
     # The ticket list of test_tickets_connection.py, a full page of the largest size.
@@ -114,7 +114,7 @@ async def test_the_cyclic_query_is_refused_quickly_while_another_customers_read_
     assert took < 0.5, f"the refusal took {took:.2f} s"
     assert read.status_code == 200
     assert "errors" not in read.json()
-    assert len(read.json()["data"]["contracts"]) == 1
+    assert len(read.json()["data"]["contracts"]["edges"]) == 1
 
 
 async def test_fragments_are_counted_as_written_out(connect):
@@ -156,7 +156,7 @@ async def test_every_real_query_passes_at_the_default_limits(connect, dashboard,
         assert response.status_code == 200, response.text
         assert "errors" not in response.json(), (example, response.json())
     dashboard_data = await own.data(graphiql_example())
-    assert {c["reference"] for c in dashboard_data["contracts"]} == {contract.reference, second.reference}
+    assert {e["node"]["reference"] for e in dashboard_data["contracts"]["edges"]} == {contract.reference, second.reference}
     await own.data(LEFT_THIS_QUARTER)
     for ticket_list in TICKET_LISTS:
         await integrator.data(ticket_list, {"first": 200})
@@ -229,11 +229,11 @@ async def test_an_operation_past_its_time_budget_is_stopped(connect, settings, d
     async def slow(*args: Any, **kwargs: Any):  # type: ignore[no-untyped-def]
         await asyncio.sleep(3)
         finished.append(True)
-        return []
+        return parties.CustomerPage([], False, None)
 
-    monkeypatch.setattr(parties, "list_customers", slow)
+    monkeypatch.setattr(parties, "page_customers", slow)
     started = time.perf_counter()
-    response = await caller.post("{ customers { code } }")
+    response = await caller.post("{ customers { edges { node { code } } } }")
     assert time.perf_counter() - started < 1.5
     assert response.status_code == 200
     body = response.json()
@@ -257,12 +257,12 @@ async def test_a_statement_past_the_statement_timeout_is_stopped(connect, settin
     async def slow(ctx: AppContext, *args: Any, **kwargs: Any):  # type: ignore[no-untyped-def]
         async with ctx.db.read() as session:
             await session.execute(text(slow_sql))
-        return []
+        return parties.CustomerPage([], False, None)
 
-    monkeypatch.setattr(parties, "list_customers", slow)
+    monkeypatch.setattr(parties, "page_customers", slow)
     try:
         started = time.perf_counter()
-        body = (await caller.post("{ customers { code } }")).json()
+        body = (await caller.post("{ customers { edges { node { code } } } }")).json()
         assert time.perf_counter() - started < 2
         [error] = body["errors"]
         assert error["message"] == (
@@ -272,7 +272,7 @@ async def test_a_statement_past_the_statement_timeout_is_stopped(connect, settin
         assert error["extensions"]["code"] == "STATEMENT_TIMEOUT"
         # The connection went back to the pool in working order.
         monkeypatch.undo()
-        assert "errors" not in (await caller.post("{ customers { code } }")).json()
+        assert "errors" not in (await caller.post("{ customers { edges { node { code } } } }")).json()
     finally:
         await limited_db.dispose()
 

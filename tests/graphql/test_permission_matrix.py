@@ -35,6 +35,7 @@ from api.db import Database
 from api.graphql.schema import build_schema
 from api.models import (
     AuditEntry,
+    Customer,
     LedgerEntry,
     OnCallReservation,
     OnCallStatus,
@@ -582,7 +583,11 @@ async def q_program(w: World, t: str) -> Request:
 
 
 async def q_customers(w: World, t: str) -> Request:
-    return Request("{ customers { id code } }", {}, (_pick(w.customers, t),))
+    ident = _pick(w.customers, t)
+    async with w.ctx.db.read() as session:  # the customer's own code: found on the first page, whatever else exists
+        code = await session.scalar(select(Customer.code).where(Customer.id == uuid.UUID(ident)))
+    document = "query Run($s: String) { customers(search: $s) { edges { node { id code } } } }"
+    return Request(document, {"s": code or "no-such-code"}, (ident,))
 
 
 async def q_customer(w: World, t: str) -> Request:
@@ -597,7 +602,7 @@ async def q_partners(w: World, t: str) -> Request:
 
 async def q_contracts(w: World, t: str) -> Request:
     ident = _pick(w.customers, t)
-    document = "query Run($c: ID) { contracts(customerId: $c) { id reference customer { id } } }"
+    document = "query Run($c: ID) { contracts(customerId: $c) { edges { node { id reference customer { id } } } } }"
     return Request(document, {"c": ident}, (ident,))
 
 
@@ -621,7 +626,7 @@ async def q_me(w: World, t: str) -> Request:
 
 
 async def q_users(w: World, t: str) -> Request:
-    return Request("{ users { id email } }", {})
+    return Request("{ users { edges { node { id email } } } }", {})
 
 
 async def q_api_tokens(w: World, t: str) -> Request:
@@ -1198,12 +1203,14 @@ def classify(operation: str, request: Request, response: Response) -> str:
         return f"{typename}: {value.get('message')}"
     if value is None:
         return H
-    if operation in ("customers", "partners"):
+    if operation == "customers":
+        return A if request.ids[0] in {edge["node"]["id"] for edge in value["edges"]} else H
+    if operation == "partners":
         return A if request.ids[0] in {item["id"] for item in value} else H
     if operation == "programs":
         return A if request.ids[0] in {item["code"] for item in value} else H
     if operation == "contracts":
-        return A if value else H
+        return A if value["edges"] else H
     if operation == "auditLog":
         return A if value["edges"] else H
     if operation in ("tickets", "bookings", "deliveries", "webhookSubscriptions", "webhookDeliveries"):

@@ -50,7 +50,8 @@ class Demo:
         self.ctx, self.clock, self.http = ctx, clock, http
 
     async def contract(self, reference: str):  # type: ignore[no-untyped-def]
-        return next(c for c in await contracts.list_contracts(self.ctx, ADMIN) if c.reference == reference)
+        found = (await contracts.page_contracts(self.ctx, ADMIN, reference=reference)).contracts
+        return next(c for c in found if c.reference == reference)
 
     async def token(self, scope: TokenScope, **target: object) -> dict[str, str]:
         _, secret = await identity.create_token(

@@ -177,7 +177,7 @@ async def test_only_admins_manage_users_and_tokens(ctx, actor):
         await identity.create_token(ctx, actor, identity.NewToken("t", TokenScope.PROVIDER, TokenAccess.READ))
     if not actor.read_only:  # reading users is not a write: a read-only admin (no such token exists) may
         with pytest.raises(PermissionDenied):
-            await identity.list_users(ctx, actor)
+            await identity.page_users(ctx, actor)
     with pytest.raises(PermissionDenied):
         await identity.list_tokens(ctx, actor)
     assert await counts(ctx) == before

@@ -37,7 +37,7 @@ async def test_contracts_page_lists_contracts_with_links(portal, make_customer, 
     customer = await make_customer(name=unique("Portal Customer"))
     contract = await make_contract(customer=customer, monthly_fee=Decimal("1234.50"))
     assert (await portal.get("/")).headers["location"] == "/queue"  # the staff's home is the queue
-    response = await portal.get("/contracts")
+    response = await portal.get("/contracts", params={"q": contract.reference})
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/html")
     page = response.text
@@ -48,10 +48,30 @@ async def test_contracts_page_lists_contracts_with_links(portal, make_customer, 
     assert row
     # Dates and money formatted with babel for the viewer's locale (English without Accept-Language).
     assert text_of(row.group(0)) == f"{contract.reference} {customer.name} Feb 15, 2026 – Feb 14, 2027 €1,234.50"
+    assert "Next page" not in page
 
     followed = await portal.get(link.group(1))
     assert followed.status_code == 200
     assert f"<h1>{contract.reference}</h1>" in followed.text
+
+
+async def test_contracts_page_goes_a_page_at_a_time(portal, make_customer, make_contract, monkeypatch):
+    from web import activities
+
+    monkeypatch.setattr(activities, "PAGE_SIZE", 2)
+    prefix = unique("PAGED")
+    customer = await make_customer()
+    made = [await make_contract(customer=customer, reference=f"{prefix}-{n}") for n in range(3)]
+    first = (await portal.get("/contracts", params={"q": prefix})).text
+    assert [m.reference for m in made[:2]] == re.findall(rf">({prefix}-\d)</a>", first)
+    next_url = re.search(r'<a href="([^"]+)">Next page</a>', first)
+    assert next_url
+    second = (await portal.get(html.unescape(next_url.group(1)))).text
+    assert re.findall(rf">({prefix}-\d)</a>", second) == [made[2].reference]
+    assert "Next page" not in second and "First page" in second
+    assert (await portal.get("/contracts", params={"after": "not a cursor"})).status_code == 400
+    nothing = (await portal.get("/contracts", params={"q": f"{prefix}-x"})).text
+    assert "No contract" in nothing and "starts with" in nothing
 
 
 async def test_contract_page_shows_remaining_activities(portal, ctx, make_contract):

@@ -10,8 +10,9 @@
     headers: { "X-CSRF-Token": root.getAttribute("data-csrf") },
   });
   var query = "# What is left this period, for the contracts you may see\n" +
-    "query {\n  contracts {\n    reference\n    customer { name }\n" +
-    "    entitlements { bucket unit periodEnd allowance consumed remaining expiresInDays }\n  }\n}\n";
+    "query {\n  contracts(first: 50) {\n    edges { node {\n      reference\n      customer { name }\n" +
+    "      entitlements { bucket unit periodEnd allowance consumed remaining expiresInDays }\n    } }\n" +
+    "    pageInfo { hasNextPage endCursor }\n  }\n}\n";
   window.ReactDOM.createRoot(root).render(
     window.React.createElement(window.GraphiQL, { fetcher: fetcher, defaultQuery: query })
   );
