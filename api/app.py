@@ -20,7 +20,7 @@ from api.graphql.http import EntitleGraphQL, error_response, negotiate
 from api.graphql.ids import parse_id
 from api.graphql.schema import build_schema
 from api.health import healthz, readyz
-from api.middleware import BodyLimit, RequestContext
+from api.middleware import BodyLimit, ReadTransaction, RequestContext
 from api.services import reports
 from api.services.context import AppContext, Clock, SystemClock
 from api.services.errors import AuthenticationFailed, DomainError, NotFound
@@ -149,12 +149,13 @@ def create_app(
         ],
         lifespan=lifespan,
         # Outermost first: the client's address, security headers, the request id (and the answer to an
-        # unexpected error), then the body limit, before anything reads the body.
+        # unexpected error), then the body limit, before anything reads the body; then one read transaction.
         middleware=[
             *_proxy_headers(settings),
             *middleware(),
             Middleware(RequestContext, production=settings.production),
             Middleware(BodyLimit, max_bytes=settings.max_body_bytes),
+            Middleware(ReadTransaction, db=db),
         ],
         exception_handlers=exception_handlers(),
     )

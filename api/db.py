@@ -5,15 +5,17 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextvars import ContextVar
 from pathlib import Path
 
 from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.util.concurrency import await_
 
-__all__ = ["Database", "async_url", "ensure_sqlite_directory", "sync_url"]
+__all__ = ["Database", "SharedReads", "async_url", "ensure_sqlite_directory", "sync_url"]
 
 _WRITE = "entitle_write"
 # When the statement running on a connection started (monotonic seconds), for SQLite's statement timeout.
@@ -138,8 +140,15 @@ class Database:
     def sync_url(self) -> URL:
         return sync_url(self.url)
 
+    def read(self) -> AbstractAsyncContextManager[AsyncSession]:
+        """A read transaction: the one the request shares (see `shared_reads`), else one of its own."""
+        shared = _SHARED.get()
+        if shared is not None and shared.db is self:
+            return shared.read()
+        return self.own_read()
+
     @asynccontextmanager
-    async def read(self) -> AsyncIterator[AsyncSession]:
+    async def own_read(self) -> AsyncIterator[AsyncSession]:
         async with self._reader() as session, session.begin():
             yield session
 
@@ -149,9 +158,86 @@ class Database:
         if self._write_lock is None:
             async with self._writer() as session, session.begin():
                 yield session
-            return
-        async with self._write_lock, self._writer() as session, session.begin():
-            yield session
+        else:
+            async with self._write_lock, self._writer() as session, session.begin():
+                yield session
+        shared = _SHARED.get()
+        if shared is not None and shared.db is self:
+            shared.written()
+
+    @asynccontextmanager
+    async def shared_reads(self) -> AsyncIterator[SharedReads]:
+        """Within the block (a request), every `read()` shares one transaction and its connection."""
+        shared = SharedReads(self)
+        token = _SHARED.set(shared)
+        try:
+            yield shared
+        finally:
+            _SHARED.reset(token)
+            await shared.close()
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+class SharedReads:
+    """One read transaction for every read of a request: one connection from the pool, one BEGIN, and one
+    snapshot on SQLite (PostgreSQL reads committed data statement by statement, as before). Reads of
+    concurrent fields take turns on it; a read inside a read of the same task joins the outer one.
+
+    A write commits in a transaction of its own; the next read then begins a new transaction, so it sees what
+    was written. A database error ends the shared transaction (a PostgreSQL transaction is unusable after
+    one), and so does a cancelled read. Reads after the request ended (a field finishing after its answer was
+    dropped) get transactions of their own."""
+
+    def __init__(self, db: Database):
+        self.db = db
+        self._lock = asyncio.Lock()
+        self._session: AsyncSession | None = None
+        self._holder: asyncio.Task[object] | None = None
+        self._stale = False
+        self._closed = False
+        self.transactions = 0  # how many it began: one for a request that only reads
+
+    def written(self) -> None:
+        self._stale = True
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncSession]:
+        task = asyncio.current_task()
+        if self._session is not None and self._holder is task:
+            yield self._session
+            return
+        async with self._lock:
+            if self._closed:
+                async with self.db.own_read() as session:
+                    yield session
+                return
+            if self._session is not None and self._stale:
+                await self._end()
+            if self._session is None:
+                session = self.db._reader()
+                await session.begin()
+                self._session, self._stale = session, False
+                self.transactions += 1
+            self._holder = task
+            try:
+                yield self._session
+            except (SQLAlchemyError, OSError, asyncio.CancelledError):
+                await self._end()
+                raise
+            finally:
+                self._holder = None
+
+    async def _end(self) -> None:
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()  # rolls back: it only read
+
+    async def close(self) -> None:
+        async with self._lock:  # after any read still running
+            self._closed = True
+            await self._end()
+
+
+_SHARED: ContextVar[SharedReads | None] = ContextVar("entitle_shared_reads", default=None)

@@ -1,5 +1,5 @@
-"""ASGI middleware around the whole application: the request id (and the last word on unexpected errors), and
-the body size limit, which refuses a large body before anything parses it."""
+"""ASGI middleware around the whole application: the request id (and the last word on unexpected errors), the
+body size limit, which refuses a large body before anything parses it, and one read transaction per request."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import logging
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.db import Database
 from api.observability import (
     REQUEST_HEADER,
     exception_detail,
@@ -19,7 +20,7 @@ from api.observability import (
     sane_request_id,
 )
 
-__all__ = ["BodyLimit", "RequestContext"]
+__all__ = ["BodyLimit", "ReadTransaction", "RequestContext"]
 
 log = logging.getLogger("entitle.http")
 
@@ -64,6 +65,22 @@ class RequestContext:
                     raise
                 detail = exception_detail(exc) if local and not self.production else None
                 await _internal_error(request_id, headers, detail)(scope, receive, send_with_id)
+
+
+class ReadTransaction:
+    """Every read of one HTTP request shares one database transaction (api.db.SharedReads): one connection
+    from the pool and one BEGIN however many services and loaders read, ended when the request ends."""
+
+    def __init__(self, app: ASGIApp, *, db: Database):
+        self.app = app
+        self.db = db
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        async with self.db.shared_reads():
+            await self.app(scope, receive, send)
 
 
 def _internal_error(request_id: str, headers: Headers, detail: dict[str, str] | None):  # type: ignore[no-untyped-def]

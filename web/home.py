@@ -7,6 +7,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import date
+from urllib.parse import urlencode
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -14,7 +15,7 @@ from starlette.responses import RedirectResponse, Response
 
 from api.services import contracts, dashboards
 from api.services.dashboards import BucketHistory
-from api.services.errors import NotFound
+from api.services.errors import NotFound, ValidationFailed
 from web.layout import Viewer, app_context, render
 from web.session import ACTING_COOKIE, PortalSession, flash, portal_view, safe_next, secure
 
@@ -77,12 +78,22 @@ async def home(request: Request, session: PortalSession) -> Response:
     actor, acting = session.actor, request.state.acting
     app = app_context(request)
     if actor.kind == "partner":
-        rows = await dashboards.partner_home(app, actor)
+        after = request.query_params.get("after") or None
+        try:
+            page = await dashboards.partner_home(app, actor, first=dashboards.PARTNER_PAGE, after=after)
+        except ValidationFailed as exc:
+            raise HTTPException(400, exc.message) from None
         current = acting.current
         found = (
             await contracts.list_contracts(app, actor, customer_id=current.customer.id) if current else []
         )
-        return render(request, "home_partner.html", None, {"rows": rows, "contracts": found})
+        context = {
+            "rows": page.rows,
+            "contracts": found,
+            "next_url": f"/?{urlencode({'after': page.end_cursor})}" if page.has_next_page else None,
+            "first_url": "/" if after else None,
+        }
+        return render(request, "home_partner.html", None, context)
     if actor.kind != "customer" or acting.current is None:
         return RedirectResponse("/queue", status_code=303)
     try:

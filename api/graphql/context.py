@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Iterable
 from dataclasses import dataclass, field
 from datetime import date
 from typing import TypeVar
@@ -13,7 +13,7 @@ from strawberry.dataloader import DataLoader
 
 from api.domain.sla import TargetClock
 from api.models import CalendarFeed, Contract, Customer, TicketComment, User
-from api.services import bookings, calendar_feeds, contracts, parties, programs, tickets
+from api.services import bookings, calendar_feeds, contracts, parties, policy, programs, tickets
 from api.services.context import Actor, AppContext
 from api.services.contracts import EntitlementPeriod
 from api.services.programs import PlanView
@@ -51,6 +51,9 @@ class Loaders:
     ticket_record: DataLoader[uuid.UUID, tickets.TicketRecord] = field(init=False)
     booking_details: DataLoader[uuid.UUID, bookings.BookingDetails] = field(init=False)
     calendar_feeds: DataLoader[uuid.UUID, list[CalendarFeed]] = field(init=False)
+    # Tickets a list or lookup of this request has read with their events and plans: their SLA clocks are
+    # replayed from these instead of being read again.
+    ticket_views: dict[uuid.UUID, tickets.TicketView] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.customer = SharedLoader(self._customers)
@@ -76,8 +79,19 @@ class Loaders:
         found = await contracts.get_staff_by_ids(self.app, self.actor, ids)
         return [found.get(i) for i in ids]
 
+    def read_tickets(self, views: Iterable[tickets.TicketView]) -> None:
+        """Tickets the caller was just given (so may read), with their events and plans: kept for their SLA
+        clocks, and their plans primed (for a caller who may read programs)."""
+        may_read_plans = policy.may(self.actor, "program.read")
+        for view in views:
+            self.ticket_views[view.ticket.id] = view
+            if may_read_plans:
+                self.plan.prime(view.plan.record.id, view.plan)
+
     async def _sla(self, ids: list[uuid.UUID]) -> list[list[TargetClock]]:
-        found = await tickets.sla_for_tickets(self.app, self.actor, ids)
+        missing = [i for i in ids if i not in self.ticket_views]
+        found = await tickets.sla_for_tickets(self.app, self.actor, missing) if missing else {}
+        found.update(tickets.sla_of_views(self.app, (self.ticket_views[i] for i in ids if i in self.ticket_views)))
         return [found.get(i, []) for i in ids]
 
     async def _contracts(self, ids: list[uuid.UUID]) -> list[Contract | None]:

@@ -357,6 +357,7 @@ class TicketQuery:
         if ident is None:
             return None
         found = await tickets.get_tickets(ctx.app, ctx.actor, [ident])
+        ctx.loaders.read_tickets(found.values())
         return TicketType.build(found[ident]) if ident in found else None
 
     @strawberry.field(description="The tickets the caller may see, newest first.")
@@ -389,6 +390,7 @@ class TicketQuery:
             first=first,
             after=after,
         )
+        ctx.loaders.read_tickets(page.views)
         return TicketConnection(
             edges=[TicketEdge(cursor=tickets.ticket_cursor(v.ticket), node=TicketType.build(v)) for v in page.views],
             page_info=PageInfo(has_next_page=page.has_next_page, end_cursor=page.end_cursor),

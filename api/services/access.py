@@ -16,7 +16,7 @@ from api.programs.schema import TicketType
 from api.services import policy
 from api.services.context import Actor, AppContext
 from api.services.errors import DomainError, ErrorCode, NotFound, OutOfScope, PermissionDenied, ValidationFailed
-from api.services.programs import PlanView, plan_view
+from api.services.programs import WITHOUT_DOCUMENT, PlanView, parse_documents, plan_view
 
 __all__ = [
     "Correspondent",
@@ -114,13 +114,17 @@ async def _plans_in_force(
     be a day either side of the UTC date)."""
     utc_day = ctx.now().date()
     first, last = (on, on) if on is not None else (utc_day + timedelta(days=1), utc_day - timedelta(days=1))
-    rows = await session.execute(
-        select(Contract, PlanRecord, ProgramRecord)
-        .join(PlanRecord, PlanRecord.id == Contract.plan_id)
-        .join(ProgramRecord, ProgramRecord.id == PlanRecord.program_id)
-        .where(Contract.customer_id == customer_id, Contract.effective_date <= first, Contract.end_date >= last)
-        .order_by(Contract.reference)
-    )
+    rows = (
+        await session.execute(
+            select(Contract, PlanRecord, ProgramRecord)
+            .join(PlanRecord, PlanRecord.id == Contract.plan_id)
+            .join(ProgramRecord, ProgramRecord.id == PlanRecord.program_id)
+            .where(Contract.customer_id == customer_id, Contract.effective_date <= first, Contract.end_date >= last)
+            .order_by(Contract.reference)
+            .options(WITHOUT_DOCUMENT)
+        )
+    ).all()
+    await parse_documents(session, [program for _, _, program in rows])
     found = [(contract, plan_view(plan, program)) for contract, plan, program in rows]
     return [(c, v) for c, v in found if c.effective_date <= (on or ctx.today(v.program.timezone)) <= c.end_date]
 

@@ -21,7 +21,7 @@ from api.services import audit, inputs, policy
 from api.services.context import Actor, AppContext
 from api.services.errors import Conflict, NotFound, ValidationFailed, check_email
 from api.services.paging import MAX_PAGE, by_key, cut_page, encode_key_cursor
-from api.services.programs import PlanView, plan_view
+from api.services.programs import WITHOUT_DOCUMENT, PlanView, parse_documents, plan_view
 
 __all__ = [
     "ContractPage",
@@ -294,6 +294,7 @@ def _contract_views_query(actor: Actor):  # type: ignore[no-untyped-def]
         .add_columns(PlanRecord, ProgramRecord)
         .join(PlanRecord, PlanRecord.id == Contract.plan_id)
         .join(ProgramRecord, ProgramRecord.id == PlanRecord.program_id)
+        .options(WITHOUT_DOCUMENT)
     )
 
 
@@ -302,6 +303,7 @@ async def load_contract_view(session: AsyncSession, actor: Actor, contract_id: u
     if row is None:
         raise NotFound("contract", contract_id, field="contractId")
     contract, plan, program = row
+    await parse_documents(session, [program])
     return ContractView(contract, plan_view(plan, program))
 
 
@@ -421,8 +423,8 @@ async def _entitlements(
 
 
 async def _views(session: AsyncSession, actor: Actor, ids: set[uuid.UUID]) -> dict[uuid.UUID, ContractView]:
-    """The visible contracts among `ids` with their plans, in two statements: each program's document is
-    read once, however many contracts share it."""
+    """The visible contracts among `ids` with their plans, in two statements: program documents are read only
+    when this process has not parsed them yet."""
     rows = (
         await session.execute(
             policy.visible_contracts(actor)
@@ -436,9 +438,12 @@ async def _views(session: AsyncSession, actor: Actor, ids: set[uuid.UUID]) -> di
     records = {
         record.id: record
         for record in await session.scalars(
-            select(ProgramRecord).where(ProgramRecord.id.in_({plan.program_id for _, plan in rows}))
+            select(ProgramRecord)
+            .where(ProgramRecord.id.in_({plan.program_id for _, plan in rows}))
+            .options(WITHOUT_DOCUMENT)
         )
     }
+    await parse_documents(session, records.values())
     return {contract.id: ContractView(contract, plan_view(plan, records[plan.program_id])) for contract, plan in rows}
 
 

@@ -33,6 +33,7 @@ from api.services import contracts, parties, policy, tickets
 from api.services.context import Actor, AppContext
 from api.services.contracts import ContractView, EntitlementPeriod
 from api.services.errors import NotFound
+from api.services.paging import check_first, cut_page, decode_key_cursor, encode_key_cursor
 from api.services.programs import program_model
 from api.services.tickets import TicketView
 
@@ -50,6 +51,7 @@ __all__ = [
     "customer_choices",
     "customer_home",
     "open_tickets",
+    "PartnerHome",
     "partner_home",
     "relation",
     "severity_options",
@@ -61,6 +63,7 @@ OPEN_STATUSES = ("new", "acknowledged", "in_progress", "waiting_on_customer")
 HISTORY_MONTHS = 12
 # Open tickets read for one home page or queue: the oldest first, so none that has waited longest is missed.
 MAX_OPEN = 200
+PARTNER_PAGE = 25  # customers a page on the partner's home
 UPCOMING = 10
 
 
@@ -158,6 +161,7 @@ async def open_tickets(
     actor: Actor,
     *,
     customer_id: uuid.UUID | None = None,
+    customer_ids: Sequence[uuid.UUID] | None = None,
     program_code: str | None = None,
     severity: str | None = None,
     assignee_id: uuid.UUID | None = None,
@@ -178,6 +182,8 @@ async def open_tickets(
     )
     if customer_id is not None:
         query = query.where(Ticket.customer_id == customer_id)
+    if customer_ids is not None:
+        query = query.where(Ticket.customer_id.in_(set(customer_ids)))
     if severity:
         query = query.where(Ticket.severity == severity)
     if assignee_id is not None:
@@ -330,10 +336,28 @@ class PartnerCustomerRow:
         return [(plan, p) for plan, p in self.entitlements if p.expiring_soon]
 
 
-async def partner_home(ctx: AppContext, actor: Actor) -> list[PartnerCustomerRow]:
-    """Every customer the partner works with: what is left this period, open tickets at risk or breached,
-    and what expires soon. A constant number of statements for any number of customers."""
-    choices = await customer_choices(ctx, actor)
+@dataclass(frozen=True)
+class PartnerHome:
+    rows: list[PartnerCustomerRow]
+    has_next_page: bool
+    end_cursor: str | None
+
+
+def _choice_key(choice: CustomerChoice) -> tuple[str, str]:
+    return (choice.customer.name, str(choice.customer.id))
+
+
+async def partner_home(
+    ctx: AppContext, actor: Actor, *, first: int = PARTNER_PAGE, after: str | None = None
+) -> PartnerHome:
+    """The customers the partner works with, by name, a page at a time: what is left this period, open
+    tickets at risk or breached, and what expires soon. A constant number of statements for any page."""
+    check_first(first)
+    choices = await customer_choices(ctx, actor)  # by (name, id)
+    if after is not None:
+        name, _, ident = decode_key_cursor(after).rpartition("|")
+        choices = [c for c in choices if _choice_key(c) > (name, ident)]
+    choices, more, cursor = cut_page(choices, first, lambda c: encode_key_cursor("|".join(_choice_key(c))))
     ids = [c.customer.id for c in choices]
     found = await contracts.list_contracts(ctx, actor, customer_ids=ids) if ids else []
     current = await contracts.current_entitlements(ctx, actor, [c.id for c in found if c.customer_id in ids])
@@ -341,12 +365,13 @@ async def partner_home(ctx: AppContext, actor: Actor) -> list[PartnerCustomerRow
     for view, found_periods in current:
         periods[view.contract.customer_id].extend((view.plan.rules.name, p) for p in found_periods)
     counts: dict[uuid.UUID, list[int]] = {ident: [0, 0, 0] for ident in ids}
-    for row in await open_tickets(ctx, actor) if ids else []:
+    for row in await open_tickets(ctx, actor, customer_ids=ids) if ids else []:
         tally = counts.setdefault(row.ticket.customer_id, [0, 0, 0])
         tally[0] += 1
         tally[1] += row.sla.at_risk
         tally[2] += row.sla.breached
-    return [PartnerCustomerRow(c, periods[c.customer.id], *counts[c.customer.id]) for c in choices]
+    rows = [PartnerCustomerRow(c, periods[c.customer.id], *counts[c.customer.id]) for c in choices]
+    return PartnerHome(rows, more, cursor)
 
 
 # ---- the staff queue -----------------------------------------------------------------------------------

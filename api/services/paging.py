@@ -13,7 +13,8 @@ from sqlalchemy import ColumnElement, Select, and_, or_
 from api.services.errors import ValidationFailed
 
 __all__ = [
-    "MAX_PAGE", "by_key", "check_first", "cut_page", "encode_cursor", "encode_key_cursor", "newest_first", "older_than",
+    "MAX_PAGE", "by_key", "check_first", "cut_page", "decode_key_cursor", "encode_cursor", "encode_key_cursor",
+    "newest_first", "older_than",
 ]
 
 MAX_PAGE = 200
@@ -50,19 +51,21 @@ def encode_key_cursor(key: str) -> str:
     return base64.urlsafe_b64encode(f"k|{key}".encode()).decode()
 
 
+def decode_key_cursor(cursor: str) -> str:
+    try:
+        tag, key = base64.urlsafe_b64decode(cursor.encode()).decode().split("|", 1)
+    except (ValueError, UnicodeDecodeError):
+        tag, key = "", ""
+    if tag != "k":
+        raise ValidationFailed(f"cursor {cursor!r} is not one this API gave out", field="after")
+    return key
+
+
 def by_key(query: Select[Any], key_column: Any, *, first: int, after: str | None) -> Select[Any]:
     """`query` in the order of a unique text key, from after the cursor, with one row more than the page."""
     check_first(first)
     query = query.order_by(key_column).limit(first + 1)
-    if after is None:
-        return query
-    try:
-        tag, key = base64.urlsafe_b64decode(after.encode()).decode().split("|", 1)
-    except (ValueError, UnicodeDecodeError):
-        tag, key = "", ""
-    if tag != "k":
-        raise ValidationFailed(f"cursor {after!r} is not one this API gave out", field="after")
-    return query.where(key_column > key)
+    return query if after is None else query.where(key_column > decode_key_cursor(after))
 
 
 Row = TypeVar("Row")

@@ -6,13 +6,14 @@ step queues; plus the open windows of a program's support calendars."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import Select, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.domain.calendars import compile_calendar
@@ -33,7 +34,7 @@ from api.services.context import Actor, AppContext
 from api.services.deductions import settle_ticket
 from api.services.errors import NotFound, OutOfScope, PermissionDenied, ValidationFailed
 from api.services.paging import check_first, encode_cursor, older_than
-from api.services.programs import PlanView, get_program, plan_view, program_model
+from api.services.programs import WITHOUT_DOCUMENT, PlanView, get_program, parse_documents, plan_view, program_model
 
 __all__ = [
     "DIAGNOSIS_FIELDS",
@@ -56,6 +57,7 @@ __all__ = [
     "open_ticket",
     "record_event",
     "sla_for_tickets",
+    "sla_of_views",
     "ticket_cursor",
     "ticket_clocks",
     "transition_ticket",
@@ -626,15 +628,22 @@ async def ticket_records(ctx: AppContext, actor: Actor, ids: Sequence[uuid.UUID]
         return found
 
 
-async def _ticket_views(session: AsyncSession, actor: Actor, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, TicketView]:
-    rows = await session.execute(
-        policy.visible_tickets(actor)
-        .add_columns(PlanRecord, ProgramRecord)
+def _with_plans(query: Select[Any]) -> Select[Any]:
+    """Tickets with their contract's plan and program (its document left out: `parse_documents` supplies it)."""
+    return (
+        query.add_columns(PlanRecord, ProgramRecord)
         .join(Contract, Contract.id == Ticket.contract_id)
         .join(PlanRecord, PlanRecord.id == Contract.plan_id)
         .join(ProgramRecord, ProgramRecord.id == PlanRecord.program_id)
-        .where(Ticket.id.in_(set(ids)))
+        .options(WITHOUT_DOCUMENT)
     )
+
+
+async def _ticket_views(session: AsyncSession, actor: Actor, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, TicketView]:
+    rows = (
+        await session.execute(_with_plans(policy.visible_tickets(actor)).where(Ticket.id.in_(set(ids))))
+    ).all()
+    await parse_documents(session, [program for _, _, program in rows])
     found = {ticket.id: (ticket, plan_view(plan, program)) for ticket, plan, program in rows}
     events: dict[uuid.UUID, list[TicketEventRecord]] = {ident: [] for ident in found}
     if found:
@@ -674,15 +683,13 @@ async def sla_for_tickets(
     ctx: AppContext, actor: Actor, ids: Sequence[uuid.UUID]
 ) -> dict[uuid.UUID, list[TargetClock]]:
     """Every SLA clock of each ticket, as of now, replayed from its event history."""
-    views = await get_tickets(ctx, actor, ids)
-    now = ctx.now()
-    share = ctx.settings.sla_at_risk_share
-    return {
-        ident: sla_clocks(_domain_events(view.events), view.plan.program, now, at_risk_share=share)
-        if _has_sla(view)
-        else []
-        for ident, view in views.items()
-    }
+    return sla_of_views(ctx, (await get_tickets(ctx, actor, ids)).values())
+
+
+def sla_of_views(ctx: AppContext, views: Iterable[TicketView]) -> dict[uuid.UUID, list[TargetClock]]:
+    """The SLA clocks, as of now, of tickets already read (with their events) by a caller allowed to."""
+    now, share = ctx.now(), ctx.settings.sla_at_risk_share
+    return {view.ticket.id: _sla_of(view, now, share) for view in views}
 
 
 async def calendar_windows(
@@ -711,8 +718,11 @@ async def calendar_windows(
 
 # ---- listing tickets -------------------------------------------------------------------------------
 
-# Candidates read per statement while an SLA filter (at risk, breached) scans past non-matching tickets.
+# Candidates read per statement while an SLA filter (at risk, breached) scans past non-matching tickets,
+# and at most how many one request examines: past that, the page ends early (hasNextPage, and a cursor to
+# go on from), so no request replays the clocks of a whole history.
 _SLA_SCAN_BATCH = 200
+_SLA_SCAN_LIMIT = 2_000
 
 
 @dataclass(frozen=True)
@@ -756,21 +766,16 @@ async def list_tickets(
     """The tickets the actor sees, newest first by (created_at, id), paged by keyset. Every filter but
     the SLA ones is SQL; for `at_risk` / `breached` the clocks of each batch of candidates are replayed
     and scanning goes on until `first` tickets match or the candidates run out. Each batch costs two
-    statements (tickets with their plans, then their events), whatever its size."""
+    statements (tickets with their plans, then their events), whatever its size. An SLA filter examines at
+    most `_SLA_SCAN_LIMIT` candidates a request: a page may then hold fewer than `first` tickets, even none,
+    with `has_next_page` and an `end_cursor` (the last ticket examined) to go on from."""
     policy.require(actor, "ticket.read")
     check_first(first)
     for value, name in (
         (status, "status"), (severity, "severity"), (ticket_type, "ticketType"), (filed_by, "filedBy"), (text, "text")
     ):
         inputs.optional_text(ctx, value, name)
-    query = (
-        policy.visible_tickets(actor)
-        .add_columns(PlanRecord, ProgramRecord)
-        .join(Contract, Contract.id == Ticket.contract_id)
-        .join(PlanRecord, PlanRecord.id == Contract.plan_id)
-        .join(ProgramRecord, ProgramRecord.id == PlanRecord.program_id)
-        .order_by(Ticket.created_at.desc(), Ticket.id.desc())
-    )
+    query = _with_plans(policy.visible_tickets(actor)).order_by(Ticket.created_at.desc(), Ticket.id.desc())
     if customer_id is not None:
         query = query.where(Ticket.customer_id == customer_id)
     if status is not None:
@@ -794,14 +799,19 @@ async def list_tickets(
     now, share = ctx.now(), ctx.settings.sla_at_risk_share
     matched: list[TicketView] = []
     cursor = after
+    scanned, stopped_at = 0, None
     async with ctx.db.read() as session:
         while len(matched) <= first:
+            if by_sla and scanned >= _SLA_SCAN_LIMIT:
+                stopped_at = cursor
+                break
             page_query = query.limit(batch)
             if cursor is not None:
                 page_query = page_query.where(older_than(Ticket.created_at, Ticket.id, cursor))
             rows = (await session.execute(page_query)).all()
             if not rows:
                 break
+            await parse_documents(session, [program for _, _, program in rows])
             events: dict[uuid.UUID, list[TicketEventRecord]] = {ticket.id: [] for ticket, _, _ in rows}
             for event in await session.scalars(
                 select(TicketEventRecord)
@@ -820,10 +830,13 @@ async def list_tickets(
                 matched.append(view)
                 if len(matched) > first:
                     break
+            scanned += len(rows)
             if len(rows) < batch:
                 break
             cursor = ticket_cursor(rows[-1][0])
     page = matched[:first]
+    if stopped_at is not None:
+        return TicketPage(page, True, stopped_at)
     return TicketPage(page, len(matched) > first, ticket_cursor(page[-1].ticket) if page else None)
 
 

@@ -17,6 +17,7 @@ import pytest
 from api.auth import SESSION_COOKIE
 from api.models import Customer, Partner, Ticket, UserKind
 from api.services import bookings, calendar_feeds, parties, tickets
+from api.services.context import Actor
 from api.services.tickets import NewTicket
 from tests.conftest import ADMIN, unique
 from tests.web.conftest import hidden_csrf
@@ -210,6 +211,33 @@ async def test_partner_home_lists_its_customers(anonymous_client, logged_in, ctx
     assert "Enterprise, support hours: 10 of 10 hours left" in cells
     assert "1 breached" in cells
     assert world.foreign.name not in page
+
+
+async def test_partner_home_goes_a_page_of_customers_at_a_time(  # type: ignore[no-untyped-def]
+    anonymous_client, logged_in, ctx, world, make_customer, monkeypatch
+):
+    from api.services import dashboards
+
+    for name in ("Aardvark Ltd", "Zebra Ltd"):
+        other = await make_customer(name=name)
+        await parties.link_partner(ctx, ADMIN, partner_id=world.partner.id, customer_id=other.id, managed=False,
+                                   production_access=False)
+    monkeypatch.setattr(dashboards, "PARTNER_PAGE", 1)
+    await logged_in(UserKind.PARTNER, partner_id=world.partner.id)
+    seen, url, pages = [], "/", 0
+    while url:
+        page = (await anonymous_client.get(url)).text
+        rows = re.findall(r'<th scope="row"><a href="/acting-for\?customer=([0-9a-f-]+)&amp;next=/">', page)
+        assert len(rows) == 1, page
+        seen += rows
+        pages += 1
+        found = re.search(r'<a href="([^"]+)">Next page</a>', page)
+        url = found.group(1).replace("&amp;", "&") if found else ""
+        assert pages < 10
+    partner = Actor(kind="partner", ref="user:pager", name="Pager", partner_id=world.partner.id)
+    linked = await dashboards.customer_choices(ctx, partner)  # every customer it works with, once, by name
+    assert seen == [str(c.customer.id) for c in linked] and len(seen) >= 3
+    assert (await anonymous_client.get("/?after=garbage")).status_code == 400
 
 
 async def test_staff_home_is_the_queue(anonymous_client, logged_in, world):
