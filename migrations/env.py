@@ -10,6 +10,7 @@ from api.models.base import UTCDateTime
 
 config = context.config
 target_metadata = Base.metadata
+_MIGRATION_LOCK = 0x656E7469746C65  # "entitle": the advisory lock migrations hold on PostgreSQL
 
 
 def _url() -> str:
@@ -50,6 +51,10 @@ def _run(connection) -> None:  # type: ignore[no-untyped-def]
         render_item=_render_item,
     )
     with context.begin_transaction():
+        if connection.dialect.name == "postgresql":
+            # Several web processes may run `entitle migrate` as they start: one migrates, the others wait
+            # here for it (the lock ends with the transaction), then find the schema current.
+            connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})")
         context.run_migrations()
 
 

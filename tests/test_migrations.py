@@ -139,3 +139,16 @@ def test_the_database_refuses_to_change_ledger_entries(engine, statement):
         )
     with Session(engine) as session:
         assert session.scalar(select(LedgerEntry.quantity).where(LedgerEntry.reverses_entry_id == entry_id)) == -2
+
+
+def test_processes_migrating_at_once_take_turns(fresh_url, database_factory):  # type: ignore[no-untyped-def]
+    """Every web process runs `entitle migrate` as it starts: three at once on a fresh database all succeed
+    (on PostgreSQL one migrates while the others wait on an advisory lock; SQLite serializes its writers)."""
+    import subprocess
+    import sys
+
+    command_line = [sys.executable, "-c", "import sys; from api.migrate import upgrade; upgrade(sys.argv[1])", fresh_url]
+    runs = [subprocess.Popen(command_line, stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for _ in range(3)]
+    outputs = [run.communicate(timeout=300)[0].decode() for run in runs]
+    assert [run.returncode for run in runs] == [0, 0, 0], outputs
+    assert_models_match(fresh_url)
