@@ -154,4 +154,4 @@ def test_two_workers_one_killed_deliver_each_contracts_report_once(database_fact
 async def reports_contracts(ctx: AppContext, reference: str):  # type: ignore[no-untyped-def]
     from api.services import contracts
 
-    return (await contracts.page_contracts(ctx, ADMIN, reference=reference)).contracts
+    return (await contracts.page_contracts(ctx, ADMIN, reference=reference)).items

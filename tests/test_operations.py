@@ -29,6 +29,7 @@ from api.migrate import upgrade
 from api.models import TokenAccess, TokenScope
 from api.services import identity, parties
 from api.services.context import AppContext
+from api.services.paging import Page
 from tests.conftest import ADMIN, unique
 
 CYCLE = (
@@ -120,10 +121,10 @@ async def test_a_stopping_server_finishes_its_in_flight_request_then_closes_the_
 
     entered = asyncio.Event()
 
-    async def slow_customers(*args: Any, **kwargs: Any) -> parties.CustomerPage:
+    async def slow_customers(*args: Any, **kwargs: Any) -> Page[Any]:
         entered.set()
         await asyncio.sleep(1.0)
-        return parties.CustomerPage([], False, None)
+        return Page([], False, None)
 
     monkeypatch.setattr(Database, "dispose", dispose)
     monkeypatch.setattr(parties, "page_customers", slow_customers)

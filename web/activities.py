@@ -52,7 +52,7 @@ async def contracts_page(request: Request, session: PortalSession) -> Response:
         page = await contracts.page_contracts(app, actor, reference=search or None, first=PAGE_SIZE, after=after)
     except ValidationFailed as exc:
         raise HTTPException(400, exc.message) from None
-    customers = await parties.get_customers_by_ids(app, actor, list({c.customer_id for c in page.contracts}))
+    customers = await parties.get_customers_by_ids(app, actor, list({c.customer_id for c in page.items}))
     kept = {"q": search} if search else {}
     context = {
         "page": page,

@@ -103,7 +103,7 @@ async def ticket_list(request: Request, session: PortalSession) -> Response:
     except ValidationFailed as exc:
         raise HTTPException(400, exc.message) from None
     now, share = app.now(), app.settings.sla_at_risk_share
-    states = {v.ticket.id: dashboards.sla_state(dashboards.clocks_now(v, now, share)) for v in page.views}
+    states = {v.ticket.id: dashboards.sla_state(tickets.ticket_clocks(v, now, share)) for v in page.views}
     names = await parties.get_customers_by_ids(app, actor, list({v.ticket.customer_id for v in page.views}))
     if actor.kind == "partner":
         customers = [c.customer for c in request.state.acting.choices if c.link is not None and c.link.can_file_tickets]
@@ -169,7 +169,7 @@ async def _ticket_context(request: Request, session: PortalSession, ticket_id: u
 def _clocks(request: Request, view: tickets.TicketView) -> list[dict[str, Any]]:
     app = app_context(request)
     now = utc_now(request)
-    return [clock_text(c, now, request.state.viewer) for c in dashboards.clocks_now(view, now, app.settings.sla_at_risk_share)]
+    return [clock_text(c, now, request.state.viewer) for c in tickets.ticket_clocks(view, now, app.settings.sla_at_risk_share)]
 
 
 @portal_view

@@ -33,7 +33,7 @@ from api.models.ledger import LedgerKind
 from api.services import bookings, contracts, ledger
 from api.services.contracts import EntitlementPeriod
 from api.services.errors import ValidationFailed
-from api.services.paging import check_first
+from api.services.paging import Page, check_first
 
 if TYPE_CHECKING:
     from api.graphql.availability import OnCallReservationType
@@ -406,9 +406,9 @@ class ContractConnection:
     page_info: PageInfo
 
     @classmethod
-    def build(cls, page: contracts.ContractPage) -> ContractConnection:
+    def build(cls, page: Page[Contract]) -> ContractConnection:
         return cls(
-            edges=[ContractEdge(cursor=contracts.contract_cursor(c), node=ContractType.build(c)) for c in page.contracts],
+            edges=[ContractEdge(cursor=contracts.contract_cursor(c), node=ContractType.build(c)) for c in page.items],
             page_info=PageInfo(has_next_page=page.has_next_page, end_cursor=page.end_cursor),
         )
 

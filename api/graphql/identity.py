@@ -225,7 +225,7 @@ class IdentityQuery:
         ctx = info.context
         page = await identity.page_users(ctx.app, ctx.actor, first=first, after=after)
         return UserConnection(
-            edges=[UserEdge(cursor=identity.user_cursor(u), node=UserType.build(u)) for u in page.users],
+            edges=[UserEdge(cursor=identity.user_cursor(u), node=UserType.build(u)) for u in page.items],
             page_info=PageInfo(has_next_page=page.has_next_page, end_cursor=page.end_cursor),
         )
 

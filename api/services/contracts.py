@@ -20,11 +20,10 @@ from api.programs.schema import Bucket
 from api.services import audit, inputs, policy
 from api.services.context import Actor, AppContext
 from api.services.errors import Conflict, NotFound, ValidationFailed, check_email
-from api.services.paging import MAX_PAGE, by_key, cut_page, encode_key_cursor
+from api.services.paging import MAX_PAGE, Page, by_key, cut_page, encode_key_cursor
 from api.services.programs import WITHOUT_DOCUMENT, PlanView, parse_documents, plan_view
 
 __all__ = [
-    "ContractPage",
     "ContractView",
     "EntitlementPeriod",
     "NewContract",
@@ -319,13 +318,6 @@ async def list_contracts(
         return list(await session.scalars(query))
 
 
-@dataclass(frozen=True)
-class ContractPage:
-    contracts: list[Contract]
-    has_next_page: bool
-    end_cursor: str | None
-
-
 def contract_cursor(contract: Contract) -> str:
     return encode_key_cursor(contract.reference)
 
@@ -339,7 +331,7 @@ async def page_contracts(
     reference: str | None = None,
     first: int = 50,
     after: str | None = None,
-) -> ContractPage:
+) -> Page[Contract]:
     """The contracts the actor sees, by reference, paged by keyset on it (references are unique); optionally
     one customer's, several customers', or those whose reference starts with `reference`."""
     policy.require(actor, "contract.read")
@@ -353,13 +345,13 @@ async def page_contracts(
         query = query.where(Contract.reference.startswith(prefix.strip(), autoescape=True))
     async with ctx.db.read() as session:
         found = list(await session.scalars(query))
-    return ContractPage(*cut_page(found, first, contract_cursor))
+    return Page(*cut_page(found, first, contract_cursor))
 
 
 async def contract_options(ctx: AppContext, actor: Actor, chosen: uuid.UUID | None = None) -> list[Contract]:
     """The contracts a picker offers, by reference: the first page of those the actor sees, and the chosen one
     wherever it sorts. Bounded, however many contracts there are."""
-    found = (await page_contracts(ctx, actor, first=MAX_PAGE)).contracts
+    found = (await page_contracts(ctx, actor, first=MAX_PAGE)).items
     if chosen is not None and chosen not in {c.id for c in found}:
         found += (await get_contracts_by_ids(ctx, actor, [chosen])).values()
     return sorted(found, key=lambda c: c.reference)

@@ -46,7 +46,6 @@ __all__ = [
     "PartnerCustomerRow",
     "Queue",
     "SlaState",
-    "clocks_now",
     "consumption_history",
     "customer_choices",
     "customer_home",
@@ -121,13 +120,6 @@ class SlaState:
     breached: bool
 
 
-def clocks_now(view: TicketView, now: datetime, share) -> list[TargetClock]:  # type: ignore[no-untyped-def]
-    """A ticket's clocks as of `now`; none for a ticket filed after it (a clock set back, as in tests)."""
-    if view.ticket.created_at.astimezone(UTC) > now.astimezone(UTC):
-        return []
-    return tickets.ticket_clocks(view, now, share)
-
-
 def sla_state(clocks: Sequence[TargetClock]) -> SlaState:
     running = [c.due_at for c in clocks if c.met_at is None and c.due_at is not None]
     return SlaState(
@@ -200,7 +192,7 @@ async def open_tickets(
     views = await tickets.get_tickets(ctx, actor, list(names))
     now, share = ctx.now(), ctx.settings.sla_at_risk_share
     found = [
-        OpenTicket(view, sla_state(clocks_now(view, now, share)), *names[ident])
+        OpenTicket(view, sla_state(tickets.ticket_clocks(view, now, share)), *names[ident])
         for ident, view in views.items()
     ]
     return sorted(found, key=_due_order)

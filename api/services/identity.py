@@ -20,7 +20,7 @@ from api.models import ApiToken, Customer, Partner, StaffRole, TokenAccess, Toke
 from api.models.identity import UserSession
 from api.services import audit, inputs, login_throttle, policy
 from api.services.context import Actor, AppContext
-from api.services.paging import by_key, cut_page, encode_key_cursor
+from api.services.paging import Page, by_key, cut_page, encode_key_cursor
 from api.services.errors import (
     AuthenticationFailed,
     Conflict,
@@ -34,7 +34,6 @@ __all__ = [
     "NewUser",
     "SESSION_LIFETIME",
     "Login",
-    "UserPage",
     "actor_for_token",
     "actor_for_user",
     "create_token",
@@ -169,23 +168,16 @@ async def create_user(ctx: AppContext, actor: Actor, new: NewUser) -> User:
         return user
 
 
-@dataclass(frozen=True)
-class UserPage:
-    users: list[User]
-    has_next_page: bool
-    end_cursor: str | None
-
-
 def user_cursor(user: User) -> str:
     return encode_key_cursor(user.email)
 
 
-async def page_users(ctx: AppContext, actor: Actor, *, first: int = 50, after: str | None = None) -> UserPage:
+async def page_users(ctx: AppContext, actor: Actor, *, first: int = 50, after: str | None = None) -> Page[User]:
     """Every user, by e-mail address, paged by keyset on it (addresses are unique)."""
     policy.require(actor, "user.read")
     async with ctx.db.read() as session:
         found = list(await session.scalars(by_key(select(User), User.email, first=first, after=after)))
-    return UserPage(*cut_page(found, first, user_cursor))
+    return Page(*cut_page(found, first, user_cursor))
 
 
 async def log_in(

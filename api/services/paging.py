@@ -6,14 +6,15 @@ import base64
 import uuid
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any, TypeVar
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy import ColumnElement, Select, and_, or_
 
 from api.services.errors import ValidationFailed
 
 __all__ = [
-    "MAX_PAGE", "by_key", "check_first", "cut_page", "decode_key_cursor", "encode_cursor", "encode_key_cursor",
+    "MAX_PAGE", "Page", "by_key", "check_first", "cut_page", "decode_key_cursor", "encode_cursor", "encode_key_cursor",
     "newest_first", "older_than",
 ]
 
@@ -69,6 +70,15 @@ def by_key(query: Select[Any], key_column: Any, *, first: int, after: str | None
 
 
 Row = TypeVar("Row")
+
+
+@dataclass(frozen=True)
+class Page(Generic[Row]):
+    """One page of a keyset-paged list: its rows, whether another page follows, and the cursor to ask for it."""
+
+    items: list[Row]
+    has_next_page: bool
+    end_cursor: str | None
 
 
 def cut_page(rows: list[Row], first: int, cursor: Callable[[Row], str]) -> tuple[list[Row], bool, str | None]:

@@ -15,10 +15,9 @@ from api.models import Customer, Partner, PartnerCustomer
 from api.services import audit, inputs, policy
 from api.services.context import Actor, AppContext
 from api.services.errors import Conflict, NotFound, ValidationFailed, check_email
-from api.services.paging import MAX_PAGE, by_key, cut_page, encode_key_cursor
+from api.services.paging import MAX_PAGE, Page, by_key, cut_page, encode_key_cursor
 
 __all__ = [
-    "CustomerPage",
     "NewCustomer",
     "NewPartner",
     "create_customer",
@@ -157,20 +156,13 @@ async def _existing(session: AsyncSession, model: type, ident: uuid.UUID, what: 
     return row
 
 
-@dataclass(frozen=True)
-class CustomerPage:
-    customers: list[Customer]
-    has_next_page: bool
-    end_cursor: str | None
-
-
 def customer_cursor(customer: Customer) -> str:
     return encode_key_cursor(customer.code)
 
 
 async def page_customers(
     ctx: AppContext, actor: Actor, *, search: str | None = None, first: int = 50, after: str | None = None
-) -> CustomerPage:
+) -> Page[Customer]:
     """The customers the actor sees, by code, paged by keyset on it (codes are unique); optionally those whose
     code starts with `search`, or whose name contains it (either case)."""
     policy.require(actor, "customer.read")
@@ -182,13 +174,13 @@ async def page_customers(
         )
     async with ctx.db.read() as session:
         found = list(await session.scalars(query))
-    return CustomerPage(*cut_page(found, first, customer_cursor))
+    return Page(*cut_page(found, first, customer_cursor))
 
 
 async def customer_options(ctx: AppContext, actor: Actor, chosen: uuid.UUID | None = None) -> list[Customer]:
     """The customers a filter offers, by name: the first page of those the actor sees (by code), and the
     chosen one wherever it sorts. Bounded, however many customers there are."""
-    found = (await page_customers(ctx, actor, first=MAX_PAGE)).customers
+    found = (await page_customers(ctx, actor, first=MAX_PAGE)).items
     if chosen is not None and chosen not in {c.id for c in found}:
         found += (await get_customers_by_ids(ctx, actor, [chosen])).values()
     return sorted(found, key=lambda c: (c.name.casefold(), c.code))

@@ -8,7 +8,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -737,14 +737,16 @@ def ticket_cursor(ticket: Ticket) -> str:
 
 
 def _sla_of(view: TicketView, now: datetime, share: Decimal) -> list[TargetClock]:
-    if not _has_sla(view):
+    """None where the severity has no SLA, or for a ticket filed after `now`: another process whose clock runs
+    a little ahead filed it (or, in tests, a clock was set back); its clocks start once `now` reaches it."""
+    if not _has_sla(view) or view.ticket.created_at.astimezone(UTC) > now.astimezone(UTC):
         return []
     return sla_clocks(_domain_events(view.events), view.plan.program, now, at_risk_share=share)
 
 
 def ticket_clocks(view: TicketView, now: datetime, share: Decimal) -> list[TargetClock]:
-    """A ticket's SLA clocks as they stood at `now` (none where its severity has no SLA), for callers that
-    read tickets in bulk themselves (the monthly reports)."""
+    """A ticket's SLA clocks as they stood at `now` (none where its severity has no SLA, or it was filed after
+    `now`), for callers that read tickets themselves (the portal's lists, the monthly reports)."""
     return _sla_of(view, now, share)
 
 

@@ -22,6 +22,7 @@ from api.db import Database
 from api.models import TokenAccess, TokenScope
 from api.services import bookings, parties
 from api.services.context import AppContext
+from api.services.paging import Page
 from tests.conftest import ADMIN
 from tests.graphql.conftest import Connect
 
@@ -229,7 +230,7 @@ async def test_an_operation_past_its_time_budget_is_stopped(connect, settings, d
     async def slow(*args: Any, **kwargs: Any):  # type: ignore[no-untyped-def]
         await asyncio.sleep(3)
         finished.append(True)
-        return parties.CustomerPage([], False, None)
+        return Page([], False, None)
 
     monkeypatch.setattr(parties, "page_customers", slow)
     started = time.perf_counter()
@@ -257,7 +258,7 @@ async def test_a_statement_past_the_statement_timeout_is_stopped(connect, settin
     async def slow(ctx: AppContext, *args: Any, **kwargs: Any):  # type: ignore[no-untyped-def]
         async with ctx.db.read() as session:
             await session.execute(text(slow_sql))
-        return parties.CustomerPage([], False, None)
+        return Page([], False, None)
 
     monkeypatch.setattr(parties, "page_customers", slow)
     try:

@@ -50,7 +50,7 @@ class Demo:
         self.ctx, self.clock, self.http = ctx, clock, http
 
     async def contract(self, reference: str):  # type: ignore[no-untyped-def]
-        found = (await contracts.page_contracts(self.ctx, ADMIN, reference=reference)).contracts
+        found = (await contracts.page_contracts(self.ctx, ADMIN, reference=reference)).items
         return next(c for c in found if c.reference == reference)
 
     async def token(self, scope: TokenScope, **target: object) -> dict[str, str]:

@@ -245,3 +245,19 @@ async def test_statement_count_does_not_grow_with_the_page(connect: Connect, ctx
     assert small_transactions == large_transactions == 1, (small_transactions, large_transactions)
     assert small_count == large_count, (small_count, large_count)
     assert large_count <= 8, statements
+
+
+async def test_a_ticket_filed_ahead_of_the_clock_lists_without_clocks(gql, ctx, clock, make_customer, make_contract):
+    """Another web process whose clock runs a little ahead files a ticket: it is listed, with no SLA clock yet,
+    rather than failing the whole list."""
+    customer, _ = await support_customer(make_customer, make_contract)
+    ahead = await open_at(ctx, clock, customer, NOW + timedelta(seconds=2), "Filed by a clock ahead")
+    data = await gql(FULL, {"filter": {"customerId": str(customer.id)}, "first": 5})
+    [node] = [edge["node"] for edge in data["tickets"]["edges"]]
+    assert node["id"] == str(ahead.id) and node["sla"] == []
+    clock.instant = NOW + timedelta(minutes=1)
+    try:  # once the clock has passed it, its clocks run
+        data = await gql(FULL, {"filter": {"customerId": str(customer.id)}, "first": 5})
+        assert [c["target"] for c in data["tickets"]["edges"][0]["node"]["sla"]] == ["first_response"]
+    finally:
+        clock.instant = NOW

@@ -172,12 +172,12 @@ async def test_can_view_entitlements_decides_whether_a_partner_sees_the_contract
     actor = partner_actor(partner)
     await link(ctx, partner, customer, can_view_entitlements=False)
     # The customer itself is visible to a linked partner; its contracts are not.
-    assert [c.id for c in (await parties.page_customers(ctx, actor)).customers] == [customer.id]
-    assert (await contracts.page_contracts(ctx, actor)).contracts == []
+    assert [c.id for c in (await parties.page_customers(ctx, actor)).items] == [customer.id]
+    assert (await contracts.page_contracts(ctx, actor)).items == []
     assert await contracts.get_contracts_by_ids(ctx, actor, [contract.id]) == {}
 
     await link(ctx, partner, customer, can_view_entitlements=True)
-    assert [c.id for c in (await contracts.page_contracts(ctx, actor)).contracts] == [contract.id]
+    assert [c.id for c in (await contracts.page_contracts(ctx, actor)).items] == [contract.id]
     [period] = await contracts.entitlements(ctx, actor, contract.id)
     assert period.allowance == 5
 
@@ -443,7 +443,7 @@ async def test_staff_without_a_role_may_do_nothing(ctx, make_customer, make_cont
     customer = await make_customer()
     contract = await support_contract(make_contract, customer)
     nobody = Actor(kind="staff", ref="user:nobody", name="Staff without a role")
-    assert (await parties.page_customers(ctx, nobody)).customers == []
+    assert (await parties.page_customers(ctx, nobody)).items == []
     assert await parties.get_customers_by_ids(ctx, nobody, [customer.id]) == {}
     from api.services import contracts
 

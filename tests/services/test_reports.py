@@ -52,7 +52,7 @@ async def demo_ctx(database_factory) -> AsyncIterator[tuple[AppContext, FixedClo
 
 
 async def contract_id(ctx: AppContext, reference: str) -> uuid.UUID:
-    found = [c for c in (await contracts.page_contracts(ctx, ADMIN, reference=reference)).contracts if c.reference == reference]
+    found = [c for c in (await contracts.page_contracts(ctx, ADMIN, reference=reference)).items if c.reference == reference]
     assert found, reference
     return found[0].id
 
