@@ -117,13 +117,15 @@ class Database:
             )
             _prepare_sqlite(self.engine, self.url, statement_timeout)
         else:
-            connect_args = {}
+            # Added to any options the URL already gives the server (`?options=...`). JIT compilation is off:
+            # it costs 50-180 ms a statement to plan the monthly batch's aggregates and gains nothing on reads
+            # this short (measured on the generated 10,000-customer set).
+            options = ["-c jit=off"]
             if statement_timeout is not None:
-                # Added to any options the URL already gives the server (`?options=...`).
-                given = self.url.query.get("options")
-                given = " ".join(given) if isinstance(given, tuple) else given
-                timeout = f"-c statement_timeout={max(1, round(statement_timeout * 1000))}"
-                connect_args["options"] = f"{given} {timeout}" if given else timeout
+                options.append(f"-c statement_timeout={max(1, round(statement_timeout * 1000))}")
+            given = self.url.query.get("options")
+            given = " ".join(given) if isinstance(given, tuple) else given
+            connect_args = {"options": " ".join([given, *options] if given else options)}
             self.engine = create_async_engine(
                 self.url, echo=echo, pool_size=pool_size, max_overflow=pool_size * 2, pool_pre_ping=True,
                 connect_args=connect_args,

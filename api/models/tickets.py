@@ -11,14 +11,23 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from api.models.base import Base, HasId, utcnow
 
-__all__ = ["OutboxMessage", "OutboxStatus", "Ticket", "TicketComment", "TicketEventRecord", "TimeEntry"]
+__all__ = [
+    "OPEN_STATUSES", "OutboxMessage", "OutboxStatus", "Ticket", "TicketComment", "TicketEventRecord", "TimeEntry",
+]
+
+# A ticket in one of these is open: it is in the staff queue and counts on the homes.
+OPEN_STATUSES = ("new", "acknowledged", "in_progress", "waiting_on_customer")
+_OPEN = f"status IN ({', '.join(repr(status) for status in OPEN_STATUSES)})"
 
 
 class Ticket(HasId, Base):
     __tablename__ = "tickets"
     __table_args__ = (
         Index("ix_tickets_customer_created", "customer_id", "created_at"),
-        Index("ix_tickets_status_sla_due", "status", "sla_due_at"),
+        # The staff queue: open tickets by the nearest due instant (none last), then oldest first.
+        Index("ix_tickets_open_due", "sla_due_at", "created_at", "id", postgresql_where=text(_OPEN), sqlite_where=text(_OPEN)),
+        # The list's order, newest first by (created_at, id): a page is read in index order, never sorted.
+        Index("ix_tickets_created", "created_at", "id"),
     )
 
     customer_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("customers.id"))

@@ -28,13 +28,14 @@ from api.models import (
     User,
     UserKind,
 )
+from api.models.tickets import OPEN_STATUSES
 from api.programs.schema import Bucket
 from api.services import contracts, parties, policy, tickets
 from api.services.context import Actor, AppContext
 from api.services.contracts import ContractView, EntitlementPeriod
 from api.services.errors import NotFound
 from api.services.paging import check_first, cut_page, decode_key_cursor, encode_key_cursor
-from api.services.programs import program_model
+from api.services.programs import WITHOUT_DOCUMENT, parse_documents, program_model
 from api.services.tickets import TicketView
 
 __all__ = [
@@ -58,7 +59,6 @@ __all__ = [
     "staff_queue",
 ]
 
-OPEN_STATUSES = ("new", "acknowledged", "in_progress", "waiting_on_customer")
 HISTORY_MONTHS = 12
 # Open tickets read for one home page or queue: the oldest first, so none that has waited longest is missed.
 MAX_OPEN = 200
@@ -169,7 +169,7 @@ async def open_tickets(
         .join(Customer, Customer.id == Ticket.customer_id)
         .join(Contract, Contract.id == Ticket.contract_id)
         .where(Ticket.status.in_(OPEN_STATUSES))
-        .order_by(Ticket.sla_due_at.is_(None), Ticket.sla_due_at, Ticket.created_at, Ticket.id)
+        .order_by(Ticket.sla_due_at.asc().nulls_last(), Ticket.created_at, Ticket.id)  # ix_tickets_open_due
         .limit(limit)
     )
     if customer_id is not None:
@@ -395,7 +395,7 @@ async def staff_queue(
     )
     programs_found = await severity_options(ctx, actor)
     async with ctx.db.read() as session:
-        records = list(await session.scalars(select(ProgramRecord).order_by(ProgramRecord.name)))
+        records = list(await session.scalars(select(ProgramRecord).order_by(ProgramRecord.name).options(WITHOUT_DOCUMENT)))
         assignees = list(
             await session.scalars(
                 select(User)
@@ -414,7 +414,8 @@ async def severity_options(ctx: AppContext, actor: Actor) -> list[tuple[str, str
     """Every severity of the loaded programs' plans, (code, name) by code: what a ticket filter offers."""
     policy.require(actor, "program.read")
     async with ctx.db.read() as session:
-        records = list(await session.scalars(select(ProgramRecord).order_by(ProgramRecord.code)))
+        records = list(await session.scalars(select(ProgramRecord).order_by(ProgramRecord.code).options(WITHOUT_DOCUMENT)))
+        await parse_documents(session, records)
     severities: dict[str, str] = {}
     for record in records:
         for plan in program_model(record).plans.values():
