@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
 from api.services import dashboards, policy
+from api.services.errors import ValidationFailed
 from web.forms import parse_uuid
 from web.layout import app_context, render
 from web.session import PortalSession, portal_view
@@ -21,12 +24,25 @@ async def queue_page(request: Request, session: PortalSession) -> Response:
         raise HTTPException(404, "the queue is for the support team")
     query = request.query_params
     chosen = {name: query.get(name, "").strip() for name in ("program", "severity", "customer", "assignee")}
-    queue = await dashboards.staff_queue(
-        app_context(request),
-        actor,
-        program_code=chosen["program"] or None,
-        severity=chosen["severity"] or None,
-        customer_id=parse_uuid(chosen["customer"]),
-        assignee_id=parse_uuid(chosen["assignee"]),
-    )
-    return render(request, "queue.html", "partials/queue_rows.html", {"queue": queue, "filters": chosen})
+    after = query.get("after") or None
+    try:
+        queue = await dashboards.staff_queue(
+            app_context(request),
+            actor,
+            program_code=chosen["program"] or None,
+            severity=chosen["severity"] or None,
+            customer_id=parse_uuid(chosen["customer"]),
+            assignee_id=parse_uuid(chosen["assignee"]),
+            first=dashboards.QUEUE_PAGE,
+            after=after,
+        )
+    except ValidationFailed as exc:
+        raise HTTPException(400, exc.message) from None
+    kept = {k: v for k, v in chosen.items() if v}
+    context = {
+        "queue": queue,
+        "filters": chosen,
+        "next_url": f"/queue?{urlencode({**kept, 'after': queue.end_cursor})}" if queue.has_next_page else None,
+        "first_url": f"/queue?{urlencode(kept)}" if after else None,
+    }
+    return render(request, "queue.html", "partials/queue_rows.html", context)

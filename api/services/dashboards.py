@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
-from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy import ColumnElement, and_, case, func, or_, select
 from sqlalchemy.orm import aliased
 
 from api.domain.periods import add_months
@@ -33,7 +33,7 @@ from api.programs.schema import Bucket
 from api.services import contracts, parties, policy, tickets
 from api.services.context import Actor, AppContext
 from api.services.contracts import ContractView, EntitlementPeriod
-from api.services.errors import NotFound
+from api.services.errors import NotFound, ValidationFailed
 from api.services.paging import check_first, cut_page, decode_key_cursor, encode_key_cursor
 from api.services.programs import WITHOUT_DOCUMENT, parse_documents, program_model
 from api.services.tickets import TicketView
@@ -51,6 +51,7 @@ __all__ = [
     "customer_choices",
     "customer_home",
     "open_tickets",
+    "queue_cursor",
     "PartnerHome",
     "partner_home",
     "relation",
@@ -62,6 +63,7 @@ __all__ = [
 HISTORY_MONTHS = 12
 # Open tickets read for one home page or queue: the oldest first, so none that has waited longest is missed.
 MAX_OPEN = 200
+QUEUE_PAGE = 50  # open tickets a page of the staff queue
 PARTNER_PAGE = 25  # customers a page on the partner's home
 UPCOMING = 10
 
@@ -148,6 +150,33 @@ def _due_order(row: OpenTicket) -> tuple[int, datetime]:
     return (0, due) if due is not None else (1, row.ticket.created_at.astimezone(UTC))
 
 
+def _queue_key(ticket: Ticket) -> tuple[bool, datetime, datetime, uuid.UUID]:
+    """The queue's stored order in Python, as the SQL sorts it: due instant (none last), filed, id."""
+    due = ticket.sla_due_at.astimezone(UTC) if ticket.sla_due_at is not None else datetime.max.replace(tzinfo=UTC)
+    return (ticket.sla_due_at is None, due, ticket.created_at.astimezone(UTC), ticket.id)
+
+
+def queue_cursor(ticket: Ticket) -> str:
+    """Where a ticket stands in the queue's order: (stored due instant, none last; filed; id)."""
+    due = ticket.sla_due_at.isoformat() if ticket.sla_due_at is not None else ""
+    return encode_key_cursor(f"{due}|{ticket.created_at.isoformat()}|{ticket.id}")
+
+
+def _after_in_queue(cursor: str) -> ColumnElement[bool]:
+    try:
+        due_text, filed_text, ident_text = decode_key_cursor(cursor).split("|")
+        due = datetime.fromisoformat(due_text) if due_text else None
+        filed, ident = datetime.fromisoformat(filed_text), uuid.UUID(ident_text)
+    except ValueError:
+        raise ValidationFailed(f"cursor {cursor!r} is not one this API gave out", field="after") from None
+    later = or_(Ticket.created_at > filed, and_(Ticket.created_at == filed, Ticket.id > ident))
+    if due is None:
+        return and_(Ticket.sla_due_at.is_(None), later)
+    return or_(
+        Ticket.sla_due_at > due, Ticket.sla_due_at.is_(None), and_(Ticket.sla_due_at == due, later)
+    )
+
+
 async def open_tickets(
     ctx: AppContext,
     actor: Actor,
@@ -158,10 +187,12 @@ async def open_tickets(
     severity: str | None = None,
     assignee_id: uuid.UUID | None = None,
     limit: int = MAX_OPEN,
+    after: str | None = None,
 ) -> list[OpenTicket]:
     """The open tickets the actor sees, ordered by the nearest SLA due instant, with their clocks as of now:
-    the `limit` due soonest (tickets without a running target after them, oldest first); four statements
-    whatever their number."""
+    the `limit` due soonest (tickets without a running target after them, oldest first), from after the
+    cursor (`queue_cursor`) when given; four statements whatever their number. The order is the stored due
+    instant's (indexed); the list comes sorted by the clocks as of now."""
     policy.require(actor, "ticket.read")
     query = (
         policy.visible_tickets(actor)
@@ -172,6 +203,8 @@ async def open_tickets(
         .order_by(Ticket.sla_due_at.asc().nulls_last(), Ticket.created_at, Ticket.id)  # ix_tickets_open_due
         .limit(limit)
     )
+    if after is not None:
+        query = query.where(_after_in_queue(after))
     if customer_id is not None:
         query = query.where(Ticket.customer_id == customer_id)
     if customer_ids is not None:
@@ -372,6 +405,8 @@ async def partner_home(
 @dataclass(frozen=True)
 class Queue:
     rows: list[OpenTicket]
+    has_next_page: bool
+    end_cursor: str | None  # the last row's place in the queue's order
     programs: list[tuple[str, str]]  # (code, name)
     severities: list[tuple[str, str]]  # (code, name), over the programs' plans
     customers: list[Customer]
@@ -386,13 +421,23 @@ async def staff_queue(
     severity: str | None = None,
     customer_id: uuid.UUID | None = None,
     assignee_id: uuid.UUID | None = None,
+    first: int = QUEUE_PAGE,
+    after: str | None = None,
 ) -> Queue:
-    """Open tickets ordered by the nearest SLA due instant, with what the queue can be filtered by. The
-    assignee of a ticket is the client manager of its contract (tickets carry no assignee of their own)."""
+    """Open tickets ordered by the nearest SLA due instant, a page at a time, with what the queue can be
+    filtered by. The assignee of a ticket is the client manager of its contract (tickets carry no assignee of
+    their own)."""
     policy.require(actor, "ticket.update")
-    rows = await open_tickets(
-        ctx, actor, customer_id=customer_id, program_code=program_code, severity=severity, assignee_id=assignee_id
+    check_first(first)
+    found = await open_tickets(
+        ctx, actor, customer_id=customer_id, program_code=program_code, severity=severity, assignee_id=assignee_id,
+        limit=first + 1, after=after,
     )
+    # The page is cut in the stored order (that of the cursor), then shown by the clocks as of now.
+    in_order = sorted(found, key=lambda row: _queue_key(row.ticket))
+    page, more = in_order[:first], len(in_order) > first
+    rows = sorted(page, key=_due_order)
+    cursor = queue_cursor(page[-1].ticket) if page else None
     programs_found = await severity_options(ctx, actor)
     async with ctx.db.read() as session:
         records = list(await session.scalars(select(ProgramRecord).order_by(ProgramRecord.name).options(WITHOUT_DOCUMENT)))
@@ -407,7 +452,7 @@ async def staff_queue(
             )
         )
     customers = await parties.customer_options(ctx, actor, customer_id)
-    return Queue(rows, [(r.code, r.name) for r in records], programs_found, customers, assignees)
+    return Queue(rows, more, cursor, [(r.code, r.name) for r in records], programs_found, customers, assignees)
 
 
 async def severity_options(ctx: AppContext, actor: Actor) -> list[tuple[str, str]]:

@@ -441,6 +441,35 @@ async def test_the_queue_orders_by_the_nearest_due_instant(anonymous_client, log
     assert str(old.id) not in only.text and str(world.foreign_ticket.id) in only.text
 
 
+async def test_the_queue_goes_a_page_at_a_time(  # type: ignore[no-untyped-def]
+    anonymous_client, logged_in, ctx, clock, world, make_customer, make_contract, monkeypatch
+):
+    from api.services import dashboards
+
+    customer = await make_customer()
+    await make_contract(customer=customer, program="partner-support", plan="enterprise",
+                        custom_allowances={"support-hours": 600})
+    filed = []
+    for n in range(5):  # incidents due in turn, and questions without a running target after them
+        new = _incident(customer.id, f"Queued {n}") if n % 2 else NewTicket(
+            customer_id=customer.id, ticket_type="question", severity="standard", subject=f"Queued {n}")
+        filed.append(await tickets.open_ticket(ctx, ADMIN, new))
+        clock.instant += timedelta(minutes=7)
+    monkeypatch.setattr(dashboards, "QUEUE_PAGE", 2)
+    await logged_in(UserKind.STAFF)
+    seen, url, pages = [], f"/queue?customer={customer.id}", 0
+    while url:
+        page = (await anonymous_client.get(url)).text
+        found = re.findall(r'<a href="/tickets/([0-9a-f-]+)">', page)
+        assert 1 <= len(found) <= 2, page
+        seen += found
+        pages += 1
+        more = re.search(r'<a href="([^"]+)" hx-get="[^"]+" hx-target="#queue-rows" hx-swap="outerHTML" hx-push-url="true">Next page</a>', page)
+        url = more.group(1).replace("&amp;", "&") if more else ""
+    assert pages == 3 and sorted(seen) == sorted(str(t.id) for t in filed)  # each once
+    assert (await anonymous_client.get("/queue?after=nonsense")).status_code == 400
+
+
 async def test_the_queue_is_for_the_support_team(anonymous_client, logged_in, world):
     await logged_in(UserKind.CUSTOMER, customer_id=world.customer.id)
     assert (await anonymous_client.get("/queue")).status_code == 404
