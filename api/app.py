@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -129,8 +130,13 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        # Runs after a stopping server has let its in-flight requests finish (ENTITLE_SHUTDOWN_TIMEOUT).
+        # What start-up built (modules, the schema, templates) lives as long as the process: moved out of the
+        # collector's sight, so full collections stop walking it on every request (they made the ticket
+        # list's p95 78 ms instead of 14 on the generated set).
+        gc.collect()
+        gc.freeze()
         yield
+        # Runs after a stopping server has let its in-flight requests finish (ENTITLE_SHUTDOWN_TIMEOUT).
         if database is None:
             await db.dispose()
 

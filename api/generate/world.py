@@ -1289,7 +1289,7 @@ class CustomerRun:
         if ticket.answered and ticket.status in ("resolved", "closed"):
             return None  # answered and resolved: every clock is met (replaying would say the same, 100 times slower)
         view = SimpleNamespace(
-            ticket=SimpleNamespace(severity=ticket.severity), events=ticket.history,
+            ticket=SimpleNamespace(severity=ticket.severity, created_at=ticket.history[0].at), events=ticket.history,
             plan=SimpleNamespace(record=SimpleNamespace(code=info.plan_code), program=info.program),
         )
         return next_due(view, ticket.history[-1].at)  # type: ignore[arg-type]

@@ -28,6 +28,7 @@ class Ticket(HasId, Base):
         Index("ix_tickets_open_due", "sla_due_at", "created_at", "id", postgresql_where=text(_OPEN), sqlite_where=text(_OPEN)),
         # The list's order, newest first by (created_at, id): a page is read in index order, never sorted.
         Index("ix_tickets_created", "created_at", "id"),
+        Index("ix_tickets_filed_by_created", "filed_by_ref", "created_at", "id"),  # the filedBy filter
     )
 
     customer_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("customers.id"))
