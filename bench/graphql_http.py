@@ -7,7 +7,7 @@ demo data: one with ENTITLE_GRAPHQL_CACHE_SIZE=0, one with the default cache. Th
 --concurrency keep-alive connections on loopback posting one query as fast as they are answered for
 --seconds, against each server in turn, for --rounds rounds (A B, B A, …); the figure is the median of the
 rounds. The queries: `{ __typename }` (parse + validate + the HTTP and authentication path, nothing else)
-and the README's "what is left this quarter" as Acme Retail's customer token (one contract).
+and the README's "what is left this quarter" as Acme Retail's customer token (its first page of contracts).
 """
 
 from __future__ import annotations
@@ -31,9 +31,13 @@ QUERIES = {
     "{ __typename }": "{ __typename }",
     "what is left this quarter": """query {
   contracts {
-    reference
-    customer { name }
-    entitlements { bucket unit ledgerUnit periodStart periodEnd allowance consumed remaining expiresInDays }
+    edges {
+      node {
+        reference
+        customer { name }
+        entitlements { bucket unit ledgerUnit periodStart periodEnd allowance consumed remaining expiresInDays }
+      }
+    }
   }
 }""",
 }
