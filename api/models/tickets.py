@@ -29,6 +29,7 @@ class Ticket(HasId, Base):
         # The list's order, newest first by (created_at, id): a page is read in index order, never sorted.
         Index("ix_tickets_created", "created_at", "id"),
         Index("ix_tickets_filed_by_created", "filed_by_ref", "created_at", "id"),  # the filedBy filter
+        Index("ix_tickets_status_created", "status", "created_at", "id"),  # the status filter
     )
 
     customer_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("customers.id"))
