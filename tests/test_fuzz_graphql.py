@@ -172,7 +172,7 @@ async def _party(ctx: AppContext, mark: str, manager_email: str) -> Party:
         return made
 
     # Filing takes the first contract by reference that offers the ticket type: the support one.
-    support = await contract("1-SUPPORT", "partner-support", "enterprise", date(2026, 1, 1), "500.00", "EUR",
+    await contract("1-SUPPORT", "partner-support", "enterprise", date(2026, 1, 1), "500.00", "EUR",
                              custom_allowances={"support-hours": 600})
     assure = await contract("2-ASSURE", "advisory-assure", "custom", date(2026, 1, 15), "900.00", "EUR",
                             custom_allowances={"activities": 1000})
@@ -450,7 +450,6 @@ def problems(
     if not isinstance(body, dict) or not ({"data", "errors"} & body.keys()):
         found.append(f"not a GraphQL answer: {response.text[:200]!r}")
     for error in body.get("errors") or []:
-        message = str(error.get("message", ""))
         text = json.dumps(error)
         if UNEXPECTED.search(text):
             found.append(f"unexpected error answered: {text[:400]}")

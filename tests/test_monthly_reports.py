@@ -14,7 +14,6 @@ from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from email import policy as email_policy
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select

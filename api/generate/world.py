@@ -394,9 +394,9 @@ class World:
         n = self.customers
         founded = self.now - (365 * self.years + 60) * DAY
         roles = (("admin", 3), ("client_manager", max(2, -(-n // 250))), ("support_engineer", max(3, -(-n // 100))))
-        for role, count in roles:
+        for role, how_many in roles:
             found = self.staff.setdefault(role, [])
-            for k in range(count):
+            for k in range(how_many):
                 first, last = _one(rng, FIRST_NAMES), _one(rng, LAST_NAMES)
                 email = f"{first}.{last}.{role.replace('_', '-')}{k + 1}@staff.generated.example".lower()
                 at = founded + _below(rng, 30 * DAY)
@@ -836,7 +836,7 @@ class CustomerRun:
         return _one(rng, self.users)
 
     def _plan_booking(self, contract: Contract, offer: Offer, period: Period) -> None:
-        w, rng, zones = self.w, self.rng, self.w.zones
+        rng, zones = self.rng, self.w.zones
         zone = contract.info.zone
         first, last = max(period.start, contract.effective), min(period.end, contract.end)
         day = first + timedelta(days=_between(rng, 0, (last - first).days))
@@ -1113,7 +1113,6 @@ class CustomerRun:
 
     def t_open(self, at: int, ticket: TicketState, _: Any) -> None:
         """`tickets.open_ticket`: the ticket, its "created" event, the automatic acknowledgement."""
-        rng = self.rng
         ticket.id = self.ids()
         ticket.ref = str(ticket.id)
         info, kind = ticket.contract.info, ticket.type
@@ -1297,7 +1296,7 @@ class CustomerRun:
     # ---- the rows that hold final states ------------------------------------------------------------------
 
     def _finish(self) -> None:
-        out, rng = self.out, self.rng
+        out = self.out
         for ticket in self.tickets:
             kind = ticket.type
             diagnosis = kind.rules.needs_diagnosis
