@@ -53,6 +53,11 @@ async def test_contracts_page_lists_contracts_with_links(portal, make_customer, 
     followed = await portal.get(link.group(1))
     assert followed.status_code == 200
     assert f"<h1>{contract.reference}</h1>" in followed.text
+    # Its report, whichever page of contracts it is on: the picker offers the chosen contract too.
+    report_link = re.search(r'<a href="(/reports\?contract=[0-9a-f-]+)">Monthly consumption report</a>', followed.text)
+    assert report_link and str(contract.id) in report_link.group(1)
+    reports_page = (await portal.get(report_link.group(1))).text
+    assert f'<option value="{contract.id}" selected>{contract.reference}</option>' in reports_page
 
 
 async def test_contracts_page_goes_a_page_at_a_time(portal, make_customer, make_contract, monkeypatch):
