@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
 
+from api.jobs.leases import LeasedQueue
 from api.mail import MailBackend, NothingToSend, Outgoing, build_outgoing, make_backend
 from api.models import OutboxMessage, OutboxStatus
 from api.services.context import AppContext
@@ -60,13 +61,7 @@ def backoff(base_seconds: int, attempts: int) -> timedelta:
     return min(timedelta(seconds=seconds), MAX_BACKOFF)
 
 
-def _due(now: datetime):  # type: ignore[no-untyped-def]
-    # Queued and due, or leased by a sender whose lease has expired: next_attempt_at holds the lease's
-    # end while a message is leased, so one indexed range finds both.
-    return (
-        OutboxMessage.status.in_([OutboxStatus.QUEUED, OutboxStatus.SENDING]),
-        OutboxMessage.next_attempt_at <= now,
-    )
+_QUEUE = LeasedQueue(OutboxMessage, (OutboxStatus.QUEUED, OutboxStatus.SENDING), OutboxStatus.SENDING)
 
 
 async def _lease(ctx: AppContext, owner: str, batch: int) -> list[_Leased]:
@@ -80,7 +75,7 @@ async def _lease(ctx: AppContext, owner: str, batch: int) -> list[_Leased]:
         rows = list(
             await session.scalars(
                 select(OutboxMessage)
-                .where(*_due(now))
+                .where(*_QUEUE.due(now))
                 .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
                 .limit(batch)
                 .with_for_update(skip_locked=True)
@@ -104,23 +99,8 @@ async def _lease(ctx: AppContext, owner: str, batch: int) -> list[_Leased]:
                 _Leased(row.id, row.attempts, row.crash_resends, row.send_started_at if in_doubt else None,
                         outgoing, unsendable)
             )
-        taken = await session.execute(
-            update(OutboxMessage)
-            .where(OutboxMessage.id.in_([row.id for row in rows]), *_due(now))
-            .values(status=OutboxStatus.SENDING, lease_owner=owner, leased_until=until, next_attempt_at=until)
-            .returning(OutboxMessage.id)
-            .execution_options(synchronize_session=False)
-        )
-        ids = set(taken.scalars())
+        ids = await _QUEUE.take(session, [row.id for row in rows], now=now, owner=owner, until=until)
     return [message for message in leased if message.id in ids]
-
-
-def _mine(message_id: uuid.UUID, owner: str):  # type: ignore[no-untyped-def]
-    return (
-        OutboxMessage.id == message_id,
-        OutboxMessage.lease_owner == owner,
-        OutboxMessage.status == OutboxStatus.SENDING,
-    )
 
 
 async def _start(ctx: AppContext, message: _Leased, owner: str) -> bool:
@@ -142,7 +122,7 @@ async def _start(ctx: AppContext, message: _Leased, owner: str) -> bool:
         )
     async with ctx.db.write() as session:
         result = await session.execute(
-            update(OutboxMessage).where(*_mine(message.id, owner)).values(**values)
+            update(OutboxMessage).where(*_QUEUE.held_by(message.id, owner)).values(**values)
             .execution_options(synchronize_session=False)
         )
     return result.rowcount == 1
@@ -182,7 +162,7 @@ async def _record_failure(ctx: AppContext, message: _Leased, owner: str, error: 
         values.update(status=OutboxStatus.QUEUED, next_attempt_at=now + backoff(ctx.settings.mail_retry_seconds, attempts))
     async with ctx.db.write() as session:
         await session.execute(
-            update(OutboxMessage).where(*_mine(message.id, owner)).values(**values)
+            update(OutboxMessage).where(*_QUEUE.held_by(message.id, owner)).values(**values)
             .execution_options(synchronize_session=False)
         )
     return final

@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 import httpx
 from sqlalchemy import delete, func, insert, select, update
 
+from api.jobs.leases import LeasedQueue
 from api.jobs.sender import backoff, lease_owner
 from api.models import PartnerCustomer, WebhookAttempt, WebhookDelivery, WebhookDeliveryStatus, WebhookSubscription
 from api.services import policy
@@ -40,6 +41,7 @@ _ERROR_MAX = 2000
 _SNIPPET = 300  # bytes of a refusing receiver's answer kept with the attempt
 _PURGE_BATCH = 1000
 _OPEN = (WebhookDeliveryStatus.PENDING, WebhookDeliveryStatus.SENDING)
+_QUEUE = LeasedQueue(WebhookDelivery, _OPEN, WebhookDeliveryStatus.SENDING)
 
 
 @dataclass
@@ -74,12 +76,6 @@ class _Outcome:
         return self.code is not None and 200 <= self.code < 300
 
 
-def _due(now):  # type: ignore[no-untyped-def]
-    # Pending and due, or leased by a sender whose lease has expired: next_attempt_at holds the lease's end
-    # while a delivery is leased, so one indexed range finds both.
-    return WebhookDelivery.status.in_(_OPEN), WebhookDelivery.next_attempt_at <= now
-
-
 async def _lease(ctx: AppContext, owner: str, batch: int, run: WebhookRun) -> list[_Leased] | None:
     """Take up to `batch` due deliveries, oldest due first (on PostgreSQL skipping rows another sender is
     leasing; on SQLite under the write lock). Those the policy no longer lets through fail here. None when
@@ -91,7 +87,7 @@ async def _lease(ctx: AppContext, owner: str, batch: int, run: WebhookRun) -> li
             await session.execute(
                 select(WebhookDelivery, WebhookSubscription)
                 .join(WebhookSubscription, WebhookSubscription.id == WebhookDelivery.subscription_id)
-                .where(*_due(now))
+                .where(*_QUEUE.due(now))
                 .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id)
                 .limit(batch)
                 .with_for_update(skip_locked=True, of=WebhookDelivery)
@@ -128,7 +124,7 @@ async def _lease(ctx: AppContext, owner: str, batch: int, run: WebhookRun) -> li
         for reason, ids in refused.items():
             await session.execute(
                 update(WebhookDelivery)
-                .where(WebhookDelivery.id.in_(ids), *_due(now))
+                .where(WebhookDelivery.id.in_(ids), *_QUEUE.due(now))
                 .values(status=WebhookDeliveryStatus.FAILED, failed_at=now, last_error=reason, lease_owner=None,
                         leased_until=None)
                 .execution_options(synchronize_session=False)
@@ -136,23 +132,8 @@ async def _lease(ctx: AppContext, owner: str, batch: int, run: WebhookRun) -> li
             run.refused += len(ids)
         if not leased:
             return []
-        taken = await session.execute(
-            update(WebhookDelivery)
-            .where(WebhookDelivery.id.in_([d.id for d in leased]), *_due(now))
-            .values(status=WebhookDeliveryStatus.SENDING, lease_owner=owner, leased_until=until, next_attempt_at=until)
-            .returning(WebhookDelivery.id)
-            .execution_options(synchronize_session=False)
-        )
-        ids = set(taken.scalars())
+        ids = await _QUEUE.take(session, [d.id for d in leased], now=now, owner=owner, until=until)
     return [d for d in leased if d.id in ids]
-
-
-def _mine(delivery_id: uuid.UUID, owner: str):  # type: ignore[no-untyped-def]
-    return (
-        WebhookDelivery.id == delivery_id,
-        WebhookDelivery.lease_owner == owner,
-        WebhookDelivery.status == WebhookDeliveryStatus.SENDING,
-    )
 
 
 async def _start(ctx: AppContext, delivery: _Leased, owner: str) -> int | None:
@@ -163,7 +144,7 @@ async def _start(ctx: AppContext, delivery: _Leased, owner: str) -> int | None:
     async with ctx.db.write() as session:
         moved = await session.execute(
             update(WebhookDelivery)
-            .where(*_mine(delivery.id, owner))
+            .where(*_QUEUE.held_by(delivery.id, owner))
             .values(attempts=WebhookDelivery.attempts + 1, last_attempt_at=now, leased_until=until, next_attempt_at=until)
             .execution_options(synchronize_session=False)
         )
@@ -214,11 +195,11 @@ async def _record(
     elif attempts >= ctx.settings.webhook_max_attempts:
         status = WebhookDeliveryStatus.FAILED
         values.update(status=status, failed_at=now, next_attempt_at=now)
-        where = _mine(delivery.id, owner)
+        where = _QUEUE.held_by(delivery.id, owner)
     else:
         status = WebhookDeliveryStatus.PENDING
         values.update(status=status, next_attempt_at=now + backoff(ctx.settings.webhook_retry_seconds, attempts))
-        where = _mine(delivery.id, owner)
+        where = _QUEUE.held_by(delivery.id, owner)
     async with ctx.db.write() as session:
         await _finish_attempt(session, ctx, delivery.id, number, outcome, started)
         moved = await session.execute(
