@@ -8,7 +8,6 @@ import uuid
 from collections.abc import Awaitable, Callable
 from datetime import date, datetime
 from typing import Any
-from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 from starlette.datastructures import FormData
@@ -19,7 +18,7 @@ from starlette.responses import Response
 from api.services import bookings, calendar_feeds, contracts, dashboards, ledger, parties, policy, programs
 from api.services.errors import DomainError, NotFound, ValidationFailed
 from web.forms import errors_of, parse_day, parse_uuid, path_id
-from web.layout import app_context, is_htmx, public_base, render
+from web.layout import app_context, is_htmx, pager, public_base, render
 from web.session import TOKEN, PortalSession, field, flash, portal_view, see_other
 
 __all__ = [
@@ -58,8 +57,7 @@ async def contracts_page(request: Request, session: PortalSession) -> Response:
         "page": page,
         "customers": customers,
         "search": search,
-        "next_url": f"/contracts?{urlencode({**kept, 'after': page.end_cursor})}" if page.has_next_page else None,
-        "first_url": f"/contracts?{urlencode(kept)}" if after else None,
+        **pager("/contracts", kept, after=after, has_next_page=page.has_next_page, end_cursor=page.end_cursor),
     }
     return render(request, "contracts.html", None, context)
 

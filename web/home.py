@@ -7,7 +7,6 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import date
-from urllib.parse import urlencode
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -16,7 +15,7 @@ from starlette.responses import RedirectResponse, Response
 from api.services import contracts, dashboards
 from api.services.dashboards import BucketHistory
 from api.services.errors import NotFound, ValidationFailed
-from web.layout import Viewer, app_context, render
+from web.layout import Viewer, app_context, pager, render
 from web.session import ACTING_COOKIE, PortalSession, flash, portal_view, safe_next, secure
 
 __all__ = ["acting_for", "activities_index", "home"]
@@ -90,8 +89,7 @@ async def home(request: Request, session: PortalSession) -> Response:
         context = {
             "rows": page.rows,
             "contracts": found,
-            "next_url": f"/?{urlencode({'after': page.end_cursor})}" if page.has_next_page else None,
-            "first_url": "/" if after else None,
+            **pager("/", {}, after=after, has_next_page=page.has_next_page, end_cursor=page.end_cursor),
         }
         return render(request, "home_partner.html", None, context)
     if actor.kind != "customer" or acting.current is None:

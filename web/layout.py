@@ -12,6 +12,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 from babel import Locale, negotiate_locale
@@ -35,6 +36,7 @@ __all__ = [
     "app_context",
     "is_htmx",
     "navigation",
+    "pager",
     "public_base",
     "render",
     "templates",
@@ -241,6 +243,16 @@ templates = Jinja2Templates(directory=HERE / "templates", context_processors=[_t
 templates.env.globals.update(status_names=STATUS_NAMES, target_names=TARGET_NAMES, severity_label=severity_label)
 templates.env.trim_blocks = True
 templates.env.lstrip_blocks = True
+
+
+def pager(path: str, kept: dict[str, str], *, after: str | None, has_next_page: bool, end_cursor: str | None) -> dict:
+    """The links of a keyset-paged list: the next page (the filters kept, from the last row's cursor) and,
+    past the first page, back to the first."""
+    query = urlencode(kept)
+    return {
+        "next_url": f"{path}?{urlencode({**kept, 'after': end_cursor})}" if has_next_page else None,
+        "first_url": (f"{path}?{query}" if query else path) if after else None,
+    }
 
 
 def render(

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlencode
-
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
@@ -11,7 +9,7 @@ from starlette.responses import Response
 from api.services import dashboards, policy
 from api.services.errors import ValidationFailed
 from web.forms import parse_uuid
-from web.layout import app_context, render
+from web.layout import app_context, pager, render
 from web.session import PortalSession, portal_view
 
 __all__ = ["queue_page"]
@@ -42,7 +40,6 @@ async def queue_page(request: Request, session: PortalSession) -> Response:
     context = {
         "queue": queue,
         "filters": chosen,
-        "next_url": f"/queue?{urlencode({**kept, 'after': queue.end_cursor})}" if queue.has_next_page else None,
-        "first_url": f"/queue?{urlencode(kept)}" if after else None,
+        **pager("/queue", kept, after=after, has_next_page=queue.has_next_page, end_cursor=queue.end_cursor),
     }
     return render(request, "queue.html", "partials/queue_rows.html", context)

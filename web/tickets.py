@@ -6,7 +6,6 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlencode
 
 from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
@@ -19,7 +18,7 @@ from api.services.deductions import log_time as log_ticket_time
 from api.services.errors import DomainError, NotFound, ValidationFailed
 from api.services.tickets import STATUSES, DIAGNOSIS_FIELDS, NewTicket
 from web.forms import errors_of, parse_uuid, path_id
-from web.layout import STATUS_NAMES, TARGET_NAMES, Viewer, app_context, render, utc_now
+from web.layout import STATUS_NAMES, TARGET_NAMES, Viewer, app_context, pager, render, utc_now
 from web.session import PortalSession, field, flash, portal_view, see_other
 
 __all__ = [
@@ -119,8 +118,7 @@ async def ticket_list(request: Request, session: PortalSession) -> Response:
         "filters": chosen,
         "customers": customers,
         "severities": await dashboards.severity_options(app, actor),
-        "next_url": f"/tickets?{urlencode({**kept, 'after': page.end_cursor})}" if page.has_next_page else None,
-        "first_url": f"/tickets?{urlencode(kept)}" if after else None,
+        **pager("/tickets", kept, after=after, has_next_page=page.has_next_page, end_cursor=page.end_cursor),
         "may_file": policy.may(actor, "ticket.create"),
     }
     return render(request, "tickets.html", "partials/ticket_results.html", context)
