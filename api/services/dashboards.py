@@ -150,12 +150,6 @@ def _due_order(row: OpenTicket) -> tuple[int, datetime]:
     return (0, due) if due is not None else (1, row.ticket.created_at.astimezone(UTC))
 
 
-def _queue_key(ticket: Ticket) -> tuple[bool, datetime, datetime, uuid.UUID]:
-    """The queue's stored order in Python, as the SQL sorts it: due instant (none last), filed, id."""
-    due = ticket.sla_due_at.astimezone(UTC) if ticket.sla_due_at is not None else datetime.max.replace(tzinfo=UTC)
-    return (ticket.sla_due_at is None, due, ticket.created_at.astimezone(UTC), ticket.id)
-
-
 def queue_cursor(ticket: Ticket) -> str:
     """Where a ticket stands in the queue's order: (stored due instant, none last; filed; id)."""
     due = ticket.sla_due_at.isoformat() if ticket.sla_due_at is not None else ""
@@ -189,10 +183,10 @@ async def open_tickets(
     limit: int = MAX_OPEN,
     after: str | None = None,
 ) -> list[OpenTicket]:
-    """The open tickets the actor sees, ordered by the nearest SLA due instant, with their clocks as of now:
-    the `limit` due soonest (tickets without a running target after them, oldest first), from after the
-    cursor (`queue_cursor`) when given; four statements whatever their number. The order is the stored due
-    instant's (indexed); the list comes sorted by the clocks as of now."""
+    """The open tickets the actor sees, with their clocks as of now: the `limit` due soonest by the stored due
+    instant (indexed; tickets without a running target after them, oldest first), in that order, from after
+    the cursor (`queue_cursor`) when given; four statements whatever their number. To show them by the clocks
+    as of now, sort them by `_due_order`."""
     policy.require(actor, "ticket.read")
     query = (
         policy.visible_tickets(actor)
@@ -224,11 +218,11 @@ async def open_tickets(
     names = {ident: (name, manager) for ident, name, manager in rows}
     views = await tickets.get_tickets(ctx, actor, list(names))
     now, share = ctx.now(), ctx.settings.sla_at_risk_share
-    found = [
-        OpenTicket(view, sla_state(tickets.ticket_clocks(view, now, share)), *names[ident])
-        for ident, view in views.items()
+    return [
+        OpenTicket(views[ident], sla_state(tickets.ticket_clocks(views[ident], now, share)), *names[ident])
+        for ident in names
+        if ident in views
     ]
-    return sorted(found, key=_due_order)
 
 
 # ---- consumption by month ------------------------------------------------------------------------------
@@ -339,7 +333,9 @@ async def customer_home(ctx: AppContext, actor: Actor, customer_id: uuid.UUID) -
         entitlements=current,
         months=months,
         history=await consumption_history(ctx, actor, [v for v, _ in current], months),
-        open_tickets=await open_tickets(ctx, actor, customer_id=customer_id) if policy.may(actor, "ticket.read") else [],
+        open_tickets=sorted(await open_tickets(ctx, actor, customer_id=customer_id), key=_due_order)
+        if policy.may(actor, "ticket.read")
+        else [],
         upcoming=await _upcoming(ctx, actor, customer_id),
     )
 
@@ -434,8 +430,7 @@ async def staff_queue(
         limit=first + 1, after=after,
     )
     # The page is cut in the stored order (that of the cursor), then shown by the clocks as of now.
-    in_order = sorted(found, key=lambda row: _queue_key(row.ticket))
-    page, more = in_order[:first], len(in_order) > first
+    page, more = found[:first], len(found) > first
     rows = sorted(page, key=_due_order)
     cursor = queue_cursor(page[-1].ticket) if page else None
     programs_found = await severity_options(ctx, actor)
