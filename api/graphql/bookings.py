@@ -155,7 +155,7 @@ class BookingConnection:
     def build(cls, page: bookings.BookingPage) -> BookingConnection:
         return cls(
             edges=[BookingEdge(cursor=bookings.booking_cursor(b), node=BookingType.build(b)) for b in page.bookings],
-            page_info=PageInfo(has_next_page=page.has_next_page, end_cursor=page.end_cursor),
+            page_info=PageInfo.of(page),
         )
 
 

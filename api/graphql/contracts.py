@@ -279,7 +279,7 @@ class ContractType:
         page = await ledger.ledger_page(ctx.app, ctx.actor, parse_id(self.id), first=first, after=after)
         return LedgerEntryConnection(
             edges=[LedgerEntryEdge(cursor=ledger.entry_cursor(e), node=LedgerEntryType.build(e)) for e in page.entries],
-            page_info=PageInfo(has_next_page=page.has_next_page, end_cursor=page.end_cursor),
+            page_info=PageInfo.of(page),
         )
 
 
@@ -409,7 +409,7 @@ class ContractConnection:
     def build(cls, page: Page[Contract]) -> ContractConnection:
         return cls(
             edges=[ContractEdge(cursor=contracts.contract_cursor(c), node=ContractType.build(c)) for c in page.items],
-            page_info=PageInfo(has_next_page=page.has_next_page, end_cursor=page.end_cursor),
+            page_info=PageInfo.of(page),
         )
 
 

@@ -129,7 +129,7 @@ class DeliveryQuery:
                 DeliveryEdge(cursor=encode_cursor(m.created_at, m.id), node=DeliveryType.build(m))
                 for m in page.deliveries
             ],
-            page_info=PageInfo(has_next_page=page.has_next_page, end_cursor=page.end_cursor),
+            page_info=PageInfo.of(page),
         )
 
     @strawberry.field(description="How many deliveries are in each status (staff).")

@@ -226,7 +226,7 @@ class IdentityQuery:
         page = await identity.page_users(ctx.app, ctx.actor, first=first, after=after)
         return UserConnection(
             edges=[UserEdge(cursor=identity.user_cursor(u), node=UserType.build(u)) for u in page.items],
-            page_info=PageInfo(has_next_page=page.has_next_page, end_cursor=page.end_cursor),
+            page_info=PageInfo.of(page),
         )
 
     @strawberry.field(description="API tokens, without their secrets (admins only).")
@@ -257,7 +257,7 @@ class IdentityQuery:
                 AuditEntryEdge(cursor=encode_cursor(e.occurred_at, e.id), node=AuditEntryType.build(e))
                 for e in page.entries
             ],
-            page_info=PageInfo(has_next_page=page.has_next_page, end_cursor=page.end_cursor),
+            page_info=PageInfo.of(page),
         )
 
 

@@ -234,7 +234,7 @@ class PartyQuery:
         page = await parties.page_customers(ctx.app, ctx.actor, search=search, first=first, after=after)
         return CustomerConnection(
             edges=[CustomerEdge(cursor=parties.customer_cursor(c), node=CustomerType.build(c)) for c in page.items],
-            page_info=PageInfo(has_next_page=page.has_next_page, end_cursor=page.end_cursor),
+            page_info=PageInfo.of(page),
         )
 
     @strawberry.field

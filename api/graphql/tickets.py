@@ -393,7 +393,7 @@ class TicketQuery:
         ctx.loaders.read_tickets(page.views)
         return TicketConnection(
             edges=[TicketEdge(cursor=tickets.ticket_cursor(v.ticket), node=TicketType.build(v)) for v in page.views],
-            page_info=PageInfo(has_next_page=page.has_next_page, end_cursor=page.end_cursor),
+            page_info=PageInfo.of(page),
         )
 
 

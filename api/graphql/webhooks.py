@@ -209,7 +209,7 @@ class WebhookQuery:
                 WebhookSubscriptionEdge(cursor=encode_cursor(s.created_at, s.id), node=WebhookSubscriptionType.build(s))
                 for s in page.subscriptions
             ],
-            page_info=PageInfo(has_next_page=page.has_next_page, end_cursor=page.end_cursor),
+            page_info=PageInfo.of(page),
         )
 
     @strawberry.field(description="Deliveries of the subscriptions the caller sees, newest first, with their attempts.")
@@ -236,7 +236,7 @@ class WebhookQuery:
                 )
                 for d in page.deliveries
             ],
-            page_info=PageInfo(has_next_page=page.has_next_page, end_cursor=page.end_cursor),
+            page_info=PageInfo.of(page),
         )
 
 
